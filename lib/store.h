@@ -40,6 +40,7 @@ enum sg_table {
 	SG_TABLE_STATES,        /* <db> <state>           -> pending OIDC login JSON */
 	SG_TABLE_REFRESH,       /* <db> <token digest>    -> refresh binding JSON */
 	SG_TABLE_PROVIDERS,     /* <db> <provider> <kind> -> discovery/JWKS JSON */
+	SG_TABLE_EXPIRY,        /* <expiry> <db> <sid>    -> empty (purge order) */
 	SG_TABLE_COUNT
 };
 
