@@ -42,7 +42,8 @@ struct sg_request {
 	enum sg_role role;           /* from FCGI_ROLE */
 
 	/* The path of REQUEST_URI (before '?') split on '/', each segment
-	 * percent-decoded once; owned.  "/db/_user/" gives "db", "_user", "". */
+	 * percent-decoded once; owned.  "/db/_user/" gives "db", "_user", "";
+	 * "/" gives one empty segment. */
 	char *segs[SG_PATH_SEGS_MAX];
 	size_t n_segs;
 
@@ -103,7 +104,8 @@ int sg_request_query(const struct sg_request *r, const char *name, struct sg_buf
 
 /*
  * Finds cookie name in the Cookie header and copies its value into out.
- * Returns 1 when found, 0 when absent.
+ * Returns 1 when found, 0 when absent, -1 when the value does not fit
+ * out's cap.
  */
 int sg_request_cookie(const struct sg_request *r, const char *name, struct sg_buf *out);
 
