@@ -1,0 +1,39 @@
+#!/bin/sh
+# The whole test suite from a fresh clone: installs what it needs, builds,
+# runs every test (unit, black-box through lighttpd), then `make
+# distcheck`, and ends with one line "N passed, N failed".
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+build="${SG_BUILD_DIR:-$top/_build}"
+
+"$top/scripts/install-deps.sh" || { echo "0 passed, 1 failed"; exit 1; }
+cd "$top" && autoreconf -fi >/dev/null 2>&1 || { echo "autoreconf failed"; echo "0 passed, 1 failed"; exit 1; }
+mkdir -p "$build" && cd "$build" || exit 1
+"$top/configure" -q >configure.out 2>&1 || { cat configure.out; echo "0 passed, 1 failed"; exit 1; }
+make -j2 >make.out 2>&1 || { tail -50 make.out; echo "0 passed, 1 failed"; exit 1; }
+
+make -j2 check >check.out 2>&1
+check_rc=$?
+grep -E '^(PASS|FAIL|XPASS|ERROR|SKIP):' check.out | grep -v '^PASS' || true
+for f in $(grep -lE '^(not ok|Bail out)' $(find . -name '*.log' -path '*tests*') 2>/dev/null); do
+	echo "== $f"; grep -E '^(not ok|#|Bail out)' "$f" | head -40
+done
+passed=$(find tests -name '*.trs' -exec grep -h '^:test-result: PASS' {} + 2>/dev/null | wc -l)
+failed=$(find tests -name '*.trs' -exec grep -hE '^:test-result: (FAIL|ERROR|XPASS)' {} + 2>/dev/null | wc -l)
+skipped=$(find tests -name '*.trs' -exec grep -h '^:test-result: SKIP' {} + 2>/dev/null | wc -l)
+if [ "$check_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+	tail -30 check.out
+	failed=1
+fi
+
+if make -j2 distcheck >distcheck.out 2>&1; then
+	echo "ok - make distcheck"
+	passed=$((passed + 1))
+else
+	grep -E '^(FAIL|ERROR)|rror' distcheck.out | tail -20
+	echo "not ok - make distcheck"
+	failed=$((failed + 1))
+fi
+failed=$((failed + skipped))
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
