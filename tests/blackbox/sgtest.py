@@ -535,12 +535,14 @@ class Stack:
     extra_conf: text appended to the front lighttpd.conf.
     check_programs: start() raises StackError when a program exits right
       after it started (False lets a test look at lighttpd's 503s).
+    ports: fixed ports by name ("public", "admin") instead of free ones.
     start_timeout: seconds to wait for the ports and the programs.
     """
 
     def __init__(self, config=None, programs=None, authorizer=True, magnet=None, max_procs=1,
                  static_backend=False, env=None, exec_prefix=None, extra_conf="",
-                 fastcgi_debug=False, lua=None, start_timeout=15, check_programs=True):
+                 fastcgi_debug=False, lua=None, start_timeout=15, check_programs=True,
+                 ports=None):
         self.user_config = dict(config or {})
         self.programs = {name: program(name) for name in PROGRAMS}
         self.programs.update(programs or {})
@@ -562,6 +564,7 @@ class Stack:
         self.check_programs = check_programs
         self.dir = None
         self.ports = {}
+        self.fixed_ports = dict(ports or {})
         self.backend = None
         self.config = None
         self._procs = []          # [(name, Popen)]
@@ -622,6 +625,7 @@ class Stack:
         for _attempt in range(3):
             names = ["public", "admin"] + (["backend"] if self.static_backend is True else [])
             self.ports = dict(zip(names, free_ports(len(names))))
+            self.ports.update(self.fixed_ports)
             if self.backend is not None:
                 self.ports["backend"] = self.backend.port
             try:
