@@ -3,13 +3,14 @@
  * engine.
  *
  * sg_store_run is the one place that decides what happens when a
- * transaction cannot go through: a deadlock or a lock timeout aborts it
- * and runs it again after a short random pause (after a timeout, once
- * the engine has freed what dead processes held); an environment that
- * another process recovered is closed and reopened, and the transaction
- * runs again in it.  Retries stop at RUN_BUDGET_MS or RUN_TRIES, which
- * eight processes writing the same keys never come near; the caller then
- * gets 503.
+ * transaction cannot go through.  A lock conflict (the engine never waits
+ * for a lock) or a deadlock aborts it and runs it again after a short
+ * random pause that grows with each try; a conflict that lasts
+ * FAILCHK_AFTER_MS also runs the engine's failure check, since the lock
+ * may belong to a dead process.  An environment that another process
+ * recovered is closed and reopened, and the transaction runs again in
+ * it.  Retries stop at RUN_BUDGET_MS or RUN_TRIES, which eight processes
+ * writing the same keys never come near; the caller then gets 503.
  *
  * Upkeep (the failure check and a checkpoint when enough log has been
  * written) rides on commits: every UPKEEP_COMMITS commits or
@@ -47,31 +48,37 @@ static const struct sg_store_ops *const engines[] = {
 #define OPEN_TRIES 5
 /* Pause before retry n: random, below 1 ms << min(n - 1, BACKOFF_SHIFT). */
 #define BACKOFF_SHIFT 6
-#define UPKEEP_COMMITS 64
-#define UPKEEP_SECONDS 60
+/*
+ * Upkeep schedule of a process.  Not much more often: every checkpoint
+ * attempt holds the engine's backup lock shared for a moment, and many
+ * processes attempting all the time would keep a hot backup from ever
+ * taking it.
+ */
+#define UPKEEP_COMMITS 1000
+#define UPKEEP_SECONDS 10
 
 struct sg_store {
 	const struct sg_store_ops *ops;
-	struct sg_store_env *env;       /* NULL after a failed reopen */
+	struct sg_store_env *env; /* NULL after a failed reopen */
 	char *path;
-	unsigned commits;               /* since the last upkeep */
-	int64_t upkeep_at;              /* monotonic ms of the last upkeep */
-	uint64_t rnd;                   /* backoff jitter */
+	unsigned commits;  /* since the last upkeep */
+	int64_t upkeep_at; /* monotonic ms of the last upkeep */
+	uint64_t rnd;      /* backoff jitter */
 };
 
 /* Why a transaction cannot commit any more. */
 enum doom {
 	DOOM_NONE,
-	DOOM_RETRY,             /* lock conflict or deadlock: run again */
-	DOOM_REOPEN,            /* environment recovered: reopen, run again */
-	DOOM_UNKNOWN            /* recovered during the commit: give up */
+	DOOM_RETRY,  /* lock conflict or deadlock: run again */
+	DOOM_REOPEN, /* environment recovered: reopen, run again */
+	DOOM_UNKNOWN /* recovered during the commit: give up */
 };
 
 struct sg_txn {
 	struct sg_store *st;
 	struct sg_store_etxn *etxn;
 	enum doom doom;
-	struct sg_error err;    /* the first store failure inside fn */
+	struct sg_error err; /* the first store failure inside fn */
 };
 
 int
@@ -148,18 +155,23 @@ env_open(struct sg_store *st, struct sg_error *err)
 			break;
 		backoff(st, tries + BACKOFF_SHIFT);
 	}
-	sg_log(SG_LOG_ERR, "store %s: cannot open: environment needs recovery",
-	    st->path);
-	return sg_error_set(err, 500, "store %s: environment needs recovery "
-	    "(stop every program using it, then run db_recover)", st->path);
+	if (rc == SG_STORE_RETRY) {
+		sg_log(SG_LOG_WARN, "store %s: cannot open: busy", st->path);
+		return sg_error_set(err, 503, "store busy");
+	}
+	/* Panicked, and no dead process in the registry for an opener to recover. */
+	sg_log(SG_LOG_ERR, "store %s: cannot open: environment needs recovery", st->path);
+	return sg_error_set(err, 500,
+		"store %s: environment needs recovery (stop every program using it, then run "
+		"db_recover)",
+		st->path);
 }
 
 /* Drops the handle of an environment that was recovered, and opens it again. */
 static int
 env_reopen(struct sg_store *st, struct sg_error *err)
 {
-	sg_log(SG_LOG_WARN, "store %s: environment was recovered, reopening",
-	    st->path);
+	sg_log(SG_LOG_WARN, "store %s: environment was recovered, reopening", st->path);
 	st->ops->close(st->env);
 	st->env = NULL;
 	return env_open(st, err);
@@ -171,15 +183,13 @@ sg_store_open(const char *path, struct sg_store **out, struct sg_error *err)
 	struct sg_store *st;
 
 	*out = NULL;
-	if ((st = calloc(1, sizeof(*st))) == NULL ||
-	    (st->path = strdup(path)) == NULL) {
+	if ((st = calloc(1, sizeof(*st))) == NULL || (st->path = strdup(path)) == NULL) {
 		free(st);
 		sg_log(SG_LOG_ERR, "store %s: out of memory", path);
 		return sg_error_set(err, 500, "store %s: out of memory", path);
 	}
 	st->ops = engines[0];
-	st->rnd = ((uint64_t)getpid() << 32) ^ (uint64_t)now_ms() ^
-	    (uint64_t)(uintptr_t)st;
+	st->rnd = ((uint64_t)getpid() << 32) ^ (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)st;
 	if (st->rnd == 0)
 		st->rnd = 1;
 	st->upkeep_at = now_ms();
@@ -223,10 +233,8 @@ static void
 committed(struct sg_store *st, unsigned tries)
 {
 	if (tries > 1)
-		sg_log(SG_LOG_DEBUG, "store %s: committed after %u tries", st->path,
-		    tries);
-	if (++st->commits >= UPKEEP_COMMITS ||
-	    now_ms() - st->upkeep_at >= UPKEEP_SECONDS * 1000)
+		sg_log(SG_LOG_DEBUG, "store %s: committed after %u tries", st->path, tries);
+	if (++st->commits >= UPKEEP_COMMITS || now_ms() - st->upkeep_at >= UPKEEP_SECONDS * 1000)
 		upkeep(st);
 }
 
@@ -250,8 +258,7 @@ txn_note(struct sg_txn *txn, int rc)
  * else fn's or the store's result; txn->doom says whether to run again.
  */
 static int
-attempt(struct sg_store *st, unsigned flags, sg_txn_fn fn, void *arg,
-    struct sg_txn *txn)
+attempt(struct sg_store *st, unsigned flags, sg_txn_fn fn, void *arg, struct sg_txn *txn)
 {
 	int rc;
 
@@ -282,8 +289,7 @@ attempt(struct sg_store *st, unsigned flags, sg_txn_fn fn, void *arg,
 }
 
 int
-sg_store_run(struct sg_store *st, unsigned flags, sg_txn_fn fn, void *arg,
-    struct sg_error *err)
+sg_store_run(struct sg_store *st, unsigned flags, sg_txn_fn fn, void *arg, struct sg_error *err)
 {
 	struct sg_txn txn;
 	unsigned tries, reopens;
@@ -307,37 +313,39 @@ sg_store_run(struct sg_store *st, unsigned flags, sg_txn_fn fn, void *arg,
 				*err = txn.err;
 			return rc;
 		case DOOM_UNKNOWN:
-			sg_log(SG_LOG_ERR, "store %s: recovered during a commit",
-			    st->path);
+			sg_log(SG_LOG_ERR, "store %s: recovered during a commit", st->path);
 			env_reopen(st, err);
-			return sg_error_set(err, 500, "store %s: recovered during a "
-			    "commit; its outcome is unknown", st->path);
+			return sg_error_set(err, 500,
+				"store %s: recovered during a commit; its outcome is unknown",
+				st->path);
 		case DOOM_REOPEN:
 			if (++reopens > RUN_REOPENS) {
-				sg_log(SG_LOG_ERR, "store %s: recovered %u times in one "
-				    "transaction", st->path, RUN_REOPENS);
-				return sg_error_set(err, 500, "store %s: keeps being "
-				    "recovered", st->path);
+				sg_log(SG_LOG_ERR,
+					"store %s: recovered %u times in one transaction", st->path,
+					RUN_REOPENS);
+				return sg_error_set(err, 500, "store %s: keeps being recovered",
+					st->path);
 			}
 			if (env_reopen(st, err) != 0)
 				return SG_STORE_FAIL;
 			break;
 		case DOOM_RETRY:
 			if (tries >= RUN_TRIES || now_ms() - start >= RUN_BUDGET_MS) {
-				sg_log(SG_LOG_WARN, "store %s: busy after %u tries",
-				    st->path, tries);
+				sg_log(SG_LOG_WARN, "store %s: busy after %u tries", st->path,
+					tries);
 				return sg_error_set(err, 503, "store busy");
 			}
 			/* A conflict that lasts may be a lock of a dead process. */
 			if (now_ms() - checked >= FAILCHK_AFTER_MS) {
 				checked = now_ms();
 				rc = st->ops->failchk(st->env, err);
+				if (rc == SG_STORE_FAIL)
+					return SG_STORE_FAIL;
 				if (rc == SG_STORE_REOPEN) {
 					reopens++;
 					if (env_reopen(st, err) != 0)
 						return SG_STORE_FAIL;
-				} else if (rc != SG_STORE_OK)
-					return SG_STORE_FAIL;
+				}
 			}
 			backoff(st, tries);
 			break;
@@ -351,52 +359,46 @@ sg_store_run(struct sg_store *st, unsigned flags, sg_txn_fn fn, void *arg,
  * (nothing more can succeed in it), SG_STORE_FAIL for a bad argument.
  */
 static int
-txn_check(struct sg_txn *txn, enum sg_table t, const struct sg_key *k,
-    int allow_empty)
+txn_check(struct sg_txn *txn, enum sg_table t, const struct sg_key *k, int allow_empty)
 {
 	if (txn->doom != DOOM_NONE)
 		return SG_STORE_RETRY;
 	if ((unsigned)t >= SG_TABLE_COUNT) {
 		sg_log(SG_LOG_ERR, "store %s: no table %d", txn->st->path, (int)t);
-		return sg_error_set(&txn->err, 500, "store %s: no table %d",
-		    txn->st->path, (int)t);
+		return sg_error_set(&txn->err, 500, "store %s: no table %d", txn->st->path, (int)t);
 	}
 	if (k->len > SG_KEY_MAX || (k->len == 0 && !allow_empty)) {
-		sg_log(SG_LOG_ERR, "store %s: key of %zu bytes refused",
-		    txn->st->path, k->len);
-		return sg_error_set(&txn->err, 500, "store %s: key of %zu bytes "
-		    "refused", txn->st->path, k->len);
+		sg_log(SG_LOG_ERR, "store %s: key of %zu bytes refused", txn->st->path, k->len);
+		return sg_error_set(&txn->err, 500, "store %s: key of %zu bytes refused",
+			txn->st->path, k->len);
 	}
 	return SG_STORE_OK;
 }
 
 int
-sg_store_get(struct sg_txn *txn, enum sg_table t, const struct sg_key *k,
-    unsigned flags, struct sg_buf *val)
+sg_store_get(struct sg_txn *txn, enum sg_table t, const struct sg_key *k, unsigned flags,
+	struct sg_buf *val)
 {
 	int rc;
 
 	sg_buf_reset(val);
 	if ((rc = txn_check(txn, t, k, 0)) != SG_STORE_OK)
 		return rc;
-	rc = txn->st->ops->get(txn->st->env, txn->etxn, t, k, flags, val,
-	    &txn->err);
+	rc = txn->st->ops->get(txn->st->env, txn->etxn, t, k, flags, val, &txn->err);
 	return txn_note(txn, rc);
 }
 
 int
-sg_store_put(struct sg_txn *txn, enum sg_table t, const struct sg_key *k,
-    const void *val, size_t n)
+sg_store_put(struct sg_txn *txn, enum sg_table t, const struct sg_key *k, const void *val, size_t n)
 {
 	int rc;
 
 	if ((rc = txn_check(txn, t, k, 0)) != SG_STORE_OK)
 		return rc;
 	if (n > SG_STORE_VALUE_MAX) {
-		sg_log(SG_LOG_ERR, "store %s: value of %zu bytes refused",
-		    txn->st->path, n);
-		return sg_error_set(&txn->err, 500, "store %s: value larger than "
-		    "%d bytes", txn->st->path, SG_STORE_VALUE_MAX);
+		sg_log(SG_LOG_ERR, "store %s: value of %zu bytes refused", txn->st->path, n);
+		return sg_error_set(&txn->err, 500, "store %s: value larger than %d bytes",
+			txn->st->path, SG_STORE_VALUE_MAX);
 	}
 	rc = txn->st->ops->put(txn->st->env, txn->etxn, t, k, val, n, &txn->err);
 	return txn_note(txn, rc);
@@ -414,15 +416,14 @@ sg_store_del(struct sg_txn *txn, enum sg_table t, const struct sg_key *k)
 }
 
 int
-sg_store_scan(struct sg_txn *txn, enum sg_table t, const struct sg_key *prefix,
-    sg_scan_fn fn, void *arg)
+sg_store_scan(struct sg_txn *txn, enum sg_table t, const struct sg_key *prefix, sg_scan_fn fn,
+	void *arg)
 {
 	int rc, stop;
 
 	if ((rc = txn_check(txn, t, prefix, 1)) != SG_STORE_OK)
 		return rc;
-	rc = txn->st->ops->scan(txn->st->env, txn->etxn, t, prefix, fn, arg,
-	    &stop, &txn->err);
+	rc = txn->st->ops->scan(txn->st->env, txn->etxn, t, prefix, fn, arg, &stop, &txn->err);
 	rc = txn_note(txn, rc);
 	return rc == SG_STORE_OK && stop < 0 ? stop : rc;
 }
@@ -442,6 +443,8 @@ sg_store_checkpoint(struct sg_store *st, struct sg_error *err)
 			return -1;
 		rc = st->ops->checkpoint(st->env, 1, err);
 	}
+	if (rc == SG_STORE_RETRY || rc == SG_STORE_REOPEN)
+		return sg_error_set(err, 503, "store busy");
 	return rc == SG_STORE_OK ? 0 : -1;
 }
 

@@ -6,31 +6,35 @@
  *
  * Nobody waits for a lock.  Transactions run with DB_TXN_NOWAIT: a lock
  * conflict returns at once and store.c retries the whole transaction
- * after a short random pause.  In 5.3 a lock timeout is enforced only
- * when some process runs deadlock detection, so a process blocked on a
- * lock that a killed process held would wait forever; without waits that
- * cannot happen, and no wait can deadlock either.
+ * after a short random pause.  In 5.3 a lock timeout fires only when some
+ * process runs deadlock detection, so a process waiting for a lock that a
+ * killed process held would wait forever; without waits that cannot
+ * happen, and no wait can deadlock either.
  *
  * Processes that die.  Each process registers in the environment
  * (DB_REGISTER).  A process that opens it and finds the slot of a dead
- * process runs a failure check (DB_FAILCHK with an is_alive function),
- * which aborts the dead process's transaction and releases its locks
- * while the others keep working.  When the process died inside the
- * library (in the middle of a call, where shared structures may be half
- * changed) the check fails and the opener falls back to recovery
- * (DB_RECOVER): it marks the old environment as panicked, waits
- * REGISTER_WAIT_US for the processes in it to notice, and recovers; every
- * live process then gets DB_RUNRECOVERY, and store.c closes and reopens
- * its handle (SG_STORE_REOPEN) and runs the transaction again.  A live
- * process that keeps meeting a lock runs the same failure check itself
- * (bdb_failchk), so a dead holder's locks go away without waiting for a
- * new opener.  Commits reach the log with write(2) at least
- * (DB_TXN_WRITE_NOSYNC), so recovery in another process finds them.
+ * process runs recovery (DB_RECOVER): it marks the old environment as
+ * panicked, waits REGISTER_WAIT_US for the processes in it to notice, and
+ * recovers; every live process then gets DB_RUNRECOVERY, and store.c
+ * closes and reopens its handle (SG_STORE_REOPEN) and runs the
+ * transaction again.  A live process that keeps meeting a lock runs the
+ * failure check (bdb_failchk, with an is_alive function), which aborts a
+ * dead process's transaction and frees its locks while the others keep
+ * working, or, when that process died inside the library, panics the
+ * environment so that the next opener recovers it.  Commits reach the log
+ * with write(2) at least (DB_TXN_WRITE_NOSYNC), so recovery in another
+ * process finds them.
  *
- * A limit of 5.3 that remains: Debian builds it with POSIX mutexes, and a
- * live process that blocks on a region mutex held by a process killed in
- * the middle of a call stays blocked until it is restarted (a panic does
- * not wake it).  Those mutexes are held for short in-memory steps.
+ * Mutexes of dead processes.  5.3 (built with POSIX mutexes on Debian)
+ * never takes back a mutex or latch from a process killed while holding
+ * it, and a panic does not wake the processes blocked on it.  Every
+ * library call on an open environment therefore runs under a watchdog
+ * (see "The stall watchdog" below): a call blocked for STALL_FIRST_MS,
+ * using no CPU, while the registry shows a dead process or the
+ * environment has already been recovered, is left with siglongjmp and the
+ * handle abandoned to that recovery.  Durable commits keep the longest
+ * such hold out of the library: the log is flushed by log_sync, not by
+ * Berkeley DB under its flush mutex.
  *
  * Logs.  DB_LOG_AUTO_REMOVE drops log files once a checkpoint no longer
  * needs them, so the directory holds the tables, the region files and a
@@ -43,13 +47,16 @@
 #include "autoconf.h"
 
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,40 +75,56 @@
  * resident size, which must stay well under 10 MiB per FastCGI process.
  * Berkeley DB adds 25% to caches this small.
  */
-#define CACHE_BYTES (2U * 1024 * 1024)
+#define CACHE_BYTES (1U * 1024 * 1024)
 #define LOG_BUFFER_BYTES (256U * 1024)
-#define LOG_FILE_BYTES (4U * 1024 * 1024)       /* at least 4 log buffers */
+#define LOG_FILE_BYTES (4U * 1024 * 1024) /* at least 4 log buffers */
 /* Processes (single-threaded) that may use the environment at once. */
 #define THREAD_COUNT 256
 #define MAX_TXNS THREAD_COUNT
-#define MAX_LOCKERS 2000
-#define MAX_LOCKS 20000
-#define MAX_OBJECTS 20000
+#define MAX_LOCKERS 1000
+#define MAX_LOCKS 10000
+#define MAX_OBJECTS 10000
 /* How long a recovering opener lets live processes notice the panic. */
 #define REGISTER_WAIT_US (200U * 1000)
 /* Automatic checkpoints: after this much log or this much time. */
 #define CHECKPOINT_KBYTES 1024
 #define CHECKPOINT_MINUTES 5
-/* Concurrent creation of a table may deadlock; tries before giving up. */
+/* Concurrent creation of a table conflicts; tries before giving up. */
 #define TABLE_OPEN_TRIES 50
+/*
+ * The stall watchdog looks at a call blocked this long, then again every
+ * STALL_AGAIN_MS; a call that used less than STALL_CPU_NS of CPU between
+ * two looks is blocked, not working.
+ */
+#define STALL_FIRST_MS 2000
+#define STALL_AGAIN_MS 500
+#define STALL_CPU_NS (5 * 1000 * 1000)
 
 #define DIR_MODE 0750
 #define FILE_MODE 0640
 /*
- * Lock files (flock(2), so held per open file, released when a process
+ * Lock files (flock(2): held per open file, released when a process
  * dies).  OPEN_LOCK: every handle holds it shared for its lifetime, and
- * verification exclusively.  RECOVER_LOCK: held exclusively around opening
- * the environment (which may run a failure check or recovery) and around
- * every failure check, because two failure checks at once could abort the
- * same dead transaction twice.  BACKUP_LOCK: a backup holds it exclusively,
- * checkpoints shared.
+ * verification exclusively.  RECOVER_LOCK: held around every failure
+ * check, because two at once could abort the same dead transaction twice.
+ * BACKUP_LOCK: a backup holds it exclusively, checkpoints shared.
  */
 #define OPEN_LOCK "open.lock"
 #define RECOVER_LOCK "recover.lock"
 #define BACKUP_LOCK "backup.lock"
+/*
+ * What the watchdog reads of Berkeley DB 5.3's own files: the first
+ * region file, which recovery replaces, and the DB_REGISTER registry, one
+ * REGISTRY_SLOT-byte line per process ("%24lu\n" of its pid, "X..." when
+ * free) whose first byte the process keeps locked with fcntl(2).
+ */
+#define REGION_FILE "__db.001"
+#define REGISTRY_FILE "__db.register"
+#define REGISTRY_SLOT 25
 
-#define ENV_FLAGS (DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | \
-	DB_INIT_MPOOL | DB_REGISTER | DB_RECOVER | DB_FAILCHK)
+#define ENV_FLAGS                                                                                  \
+	(DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL | DB_REGISTER |      \
+		DB_RECOVER)
 
 static const char *const table_files[] = {
 	[SG_TABLE_USERS] = "users.db",
@@ -114,16 +137,22 @@ static const char *const table_files[] = {
 	[SG_TABLE_EXPIRY] = "expiry.db",
 };
 _Static_assert(sizeof(table_files) / sizeof(table_files[0]) == SG_TABLE_COUNT,
-    "every table needs a file");
+	"every table needs a file");
 
 struct sg_store_env {
 	DB_ENV *env;
 	DB *db[SG_TABLE_COUNT];
 	char *path;
-	int openfd;             /* OPEN_LOCK, held shared (or -1) */
-	int recoverfd;          /* RECOVER_LOCK */
-	int backupfd;           /* BACKUP_LOCK */
-	DBT scratch;            /* get's DB_DBT_REALLOC buffer, kept between calls */
+	char *realdir;                /* path made absolute, as /proc/self/maps names it */
+	int openfd;                   /* OPEN_LOCK, held shared (or -1) */
+	int recoverfd;                /* RECOVER_LOCK */
+	int backupfd;                 /* BACKUP_LOCK */
+	int regionfd;                 /* REGION_FILE as opened, for the watchdog (or -1) */
+	int regfd;                    /* REGISTRY_FILE, for the watchdog (or -1) */
+	char self[REGISTRY_SLOT + 1]; /* this process's registry line */
+	int panicked;                 /* the library answered DB_RUNRECOVERY */
+	int abandoned;                /* the watchdog left a call: touch nothing more */
+	DBT scratch;                  /* get's DB_DBT_REALLOC buffer, kept between calls */
 };
 
 static DB_TXN *
@@ -156,6 +185,15 @@ result(const char *path, int ret, const char *what, struct sg_error *err)
 	}
 }
 
+/* As result, for a call on e: remembers that e needs recovery. */
+static int
+eresult(struct sg_store_env *e, int ret, const char *what, struct sg_error *err)
+{
+	if (ret == DB_RUNRECOVERY)
+		e->panicked = 1;
+	return result(e->path, ret, what, err);
+}
+
 static int
 sys_fail(const char *path, const char *what, struct sg_error *err)
 {
@@ -165,12 +203,28 @@ sys_fail(const char *path, const char *what, struct sg_error *err)
 	return sg_error_set(err, 500, "store %s: %s: %s", path, what, strerror(e));
 }
 
+/*
+ * The library's own messages.  Every call on a panicked environment says
+ * so; store.c logs the reopen that follows once, so these are only info.
+ */
 static void
 on_error(const DB_ENV *env, const char *prefix, const char *msg)
 {
 	(void)env;
 	(void)prefix;
-	sg_log(SG_LOG_WARN, "store: %s", msg);
+	if (strstr(msg, "PANIC") != NULL || strstr(msg, "DB_RUNRECOVERY") != NULL)
+		sg_log(SG_LOG_INFO, "store: %s", msg);
+	else
+		sg_log(SG_LOG_WARN, "store: %s", msg);
+}
+
+/* Closing a panicked environment lists every file it closes: debug only. */
+static void
+on_error_closing(const DB_ENV *env, const char *prefix, const char *msg)
+{
+	(void)env;
+	(void)prefix;
+	sg_log(SG_LOG_DEBUG, "store: %s", msg);
 }
 
 static void
@@ -179,6 +233,187 @@ on_message(const DB_ENV *env, const char *msg)
 	(void)env;
 	sg_log(SG_LOG_INFO, "store: %s", msg);
 }
+
+/*
+ * The stall watchdog.
+ *
+ * CALL runs a library call with a one-shot timer armed; the timer's
+ * signal (SIGRTMIN + 5, reserved by the store) reaches on_stall only when
+ * the call has lasted STALL_FIRST_MS.  on_stall leaves the call with
+ * siglongjmp only when three things hold: the call is blocked (it used no
+ * CPU since the last look, so it sleeps in a futex, not in malloc), and
+ * either the registry shows a dead process (whose recovery is due, and
+ * this process's own reopen runs it) or the environment's region file is
+ * gone (recovery already replaced the environment).  Otherwise the call
+ * may be waiting for a live, slow process, and the watchdog looks again
+ * later, never giving up: that wait is Berkeley DB's to end.
+ *
+ * What the jump skips belongs to the abandoned environment: its shared
+ * regions are panicked and then discarded by recovery, and the handle is
+ * closed through the library's panic path, which takes no mutex.  Every
+ * check in on_stall uses only async-signal-safe calls.
+ */
+static struct {
+	pid_t pid; /* the process whose timer this is */
+	int ready; /* handler and timer set up */
+	timer_t timer;
+	sigjmp_buf jump;
+	struct sg_store_env *volatile env; /* whose call runs */
+	volatile sig_atomic_t inside;      /* a call runs */
+	volatile sig_atomic_t looks;       /* on_stall calls during it */
+	struct timespec cpu;               /* thread CPU time at the last look */
+} stall;
+
+static void
+stall_arm(long ms)
+{
+	struct itimerspec its;
+
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = ms / 1000;
+	its.it_value.tv_nsec = (ms % 1000) * 1000000L;
+	if (stall.ready)
+		timer_settime(stall.timer, 0, &its, NULL);
+}
+
+/* Whether a process registered in e's environment has died. */
+static int
+registry_has_dead(const struct sg_store_env *e)
+{
+	char buf[REGISTRY_SLOT * 64];
+	struct flock fl;
+	ssize_t n, i;
+	off_t off;
+
+	if (e->regfd < 0)
+		return 0;
+	for (off = 0;; off += n) {
+		if ((n = pread(e->regfd, buf, sizeof(buf), off)) < REGISTRY_SLOT)
+			return 0;
+		n -= n % REGISTRY_SLOT;
+		for (i = 0; i < n; i += REGISTRY_SLOT) {
+			if (buf[i] == 'X' || memcmp(buf + i, e->self, REGISTRY_SLOT) == 0)
+				continue;
+			memset(&fl, 0, sizeof(fl));
+			fl.l_type = F_WRLCK;
+			fl.l_whence = SEEK_SET;
+			fl.l_start = off + i;
+			fl.l_len = 1;
+			if (fcntl(e->regfd, F_GETLK, &fl) == 0 && fl.l_type == F_UNLCK)
+				return 1;
+		}
+	}
+}
+
+/* Whether recovery has removed the environment e belongs to. */
+static int
+region_removed(const struct sg_store_env *e)
+{
+	struct stat sb;
+
+	return e->regionfd >= 0 && fstat(e->regionfd, &sb) == 0 && sb.st_nlink == 0;
+}
+
+static void
+on_stall(int sig)
+{
+	struct sg_store_env *e = stall.env;
+	struct timespec now;
+	long long used;
+
+	(void)sig;
+	if (!stall.inside || e == NULL)
+		return;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+	used = (long long)(now.tv_sec - stall.cpu.tv_sec) * 1000000000LL +
+		(now.tv_nsec - stall.cpu.tv_nsec);
+	stall.cpu = now;
+	if (stall.looks++ > 0 && used < STALL_CPU_NS &&
+		(region_removed(e) || registry_has_dead(e))) {
+		stall.inside = 0;
+		siglongjmp(stall.jump, 1);
+	}
+	stall_arm(STALL_AGAIN_MS);
+}
+
+/* Sets the watchdog up once per process (again in a forked child). */
+static void
+stall_init(void)
+{
+	struct sigaction sa;
+	struct sigevent sev;
+
+	if (stall.ready && stall.pid == getpid())
+		return;
+	stall.ready = 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stall;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_SIGNAL;
+	sev.sigev_signo = SIGRTMIN + 5;
+	if (sigaction(SIGRTMIN + 5, &sa, NULL) != 0 ||
+		timer_create(CLOCK_MONOTONIC, &sev, &stall.timer) != 0) {
+		sg_log(SG_LOG_WARN, "store: no stall watchdog: %s", strerror(errno));
+		return;
+	}
+	stall.pid = getpid();
+	stall.ready = 1;
+}
+
+static void
+stall_enter(struct sg_store_env *e)
+{
+	stall.env = e;
+	stall.looks = 0;
+	stall.inside = 1;
+	stall_arm(STALL_FIRST_MS);
+}
+
+static void
+stall_leave(void)
+{
+	stall.inside = 0;
+	stall_arm(0);
+}
+
+/* After the watchdog left a call of e: e is given up to recovery. */
+static int
+stall_escaped(struct sg_store_env *e)
+{
+	sigset_t set;
+
+	/* The handler ran with its signal blocked; the jump did not restore it. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGRTMIN + 5);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	stall_arm(0);
+	e->abandoned = 1;
+	e->panicked = 1;
+	sg_log(SG_LOG_ERR,
+		"store %s: blocked in Berkeley DB behind a dead process; "
+		"leaving the environment to its recovery",
+		e->path);
+	return DB_RUNRECOVERY;
+}
+
+/*
+ * Runs one library call on e under the watchdog: ret gets the call's
+ * result, or DB_RUNRECOVERY once e is abandoned.  The enclosing function
+ * must not rely on its other local variables after an escape.
+ */
+#define CALL(e, ret, call)                                                                         \
+	do {                                                                                       \
+		if ((e)->abandoned)                                                                \
+			(ret) = DB_RUNRECOVERY;                                                    \
+		else if (sigsetjmp(stall.jump, 0) == 0) {                                          \
+			stall_enter(e);                                                            \
+			(ret) = (call);                                                            \
+			stall_leave();                                                             \
+		} else                                                                             \
+			(ret) = stall_escaped(e);                                                  \
+	} while (0)
 
 /*
  * Tells the failure check whether a process that used the environment is
@@ -223,6 +458,33 @@ path_join(struct sg_buf *out, const char *dir, const char *name)
 	return sg_buf_addf(out, "%s/%s", dir, name);
 }
 
+/* Opens dir/name with flags (mode FILE_MODE); returns the descriptor or -1. */
+static int
+file_open(const char *dir, const char *name, int flags)
+{
+	struct sg_buf file;
+	int fd = -1;
+
+	sg_buf_init(&file, 4096);
+	if (path_join(&file, dir, name) == 0)
+		fd = open(sg_buf_str(&file), flags | O_CLOEXEC, FILE_MODE);
+	else
+		errno = ENAMETOOLONG;
+	sg_buf_free(&file);
+	return fd;
+}
+
+/* flock(2) that waits through signals. */
+static int
+lock_take(int fd, int how)
+{
+	int rc;
+
+	while ((rc = flock(fd, how)) != 0 && errno == EINTR)
+		continue;
+	return rc;
+}
+
 static int
 env_configure(DB_ENV *env, const char **what)
 {
@@ -244,12 +506,13 @@ env_configure(DB_ENV *env, const char **what)
 		return ret;
 	*what = "lock limits";
 	if ((ret = env->set_lk_max_lockers(env, MAX_LOCKERS)) != 0 ||
-	    (ret = env->set_lk_max_locks(env, MAX_LOCKS)) != 0 ||
-	    (ret = env->set_lk_max_objects(env, MAX_OBJECTS)) != 0)
+		(ret = env->set_lk_max_locks(env, MAX_LOCKS)) != 0 ||
+		(ret = env->set_lk_max_objects(env, MAX_OBJECTS)) != 0)
 		return ret;
 	*what = "transaction limit";
 	if ((ret = env->set_tx_max(env, MAX_TXNS)) != 0)
 		return ret;
+	/* Only table creation can wait for a lock; a deadlock there is retried. */
 	*what = "deadlock detection";
 	if ((ret = env->set_lk_detect(env, DB_LOCK_DEFAULT)) != 0)
 		return ret;
@@ -258,9 +521,22 @@ env_configure(DB_ENV *env, const char **what)
 		return ret;
 	*what = "failure checking";
 	if ((ret = env->set_thread_count(env, THREAD_COUNT)) != 0 ||
-	    (ret = env->set_isalive(env, is_alive)) != 0)
+		(ret = env->set_isalive(env, is_alive)) != 0)
 		return ret;
 	return 0;
+}
+
+/* Closes a table handle that failed to open and aborts its transaction. */
+static void
+table_discard(struct sg_store_env *e, DB *db, DB_TXN *txn)
+{
+	int ret = 0;
+
+	if (db != NULL)
+		CALL(e, ret, db->close(db, 0));
+	if (txn != NULL)
+		CALL(e, ret, txn->abort(txn));
+	(void)ret;
 }
 
 /*
@@ -276,85 +552,112 @@ table_open(struct sg_store_env *e, enum sg_table t, struct sg_error *err)
 	int ret, tries;
 
 	if (table_files[t] == NULL)
-		return sg_error_set(err, 500, "store %s: table %d has no file",
-		    e->path, (int)t);
+		return sg_error_set(err, 500, "store %s: table %d has no file", e->path, (int)t);
 	for (tries = 1;; tries++) {
 		db = NULL;
 		txn = NULL;
-		if ((ret = e->env->txn_begin(e->env, NULL, &txn, DB_TXN_NOWAIT)) == 0 &&
-		    (ret = db_create(&db, e->env, 0)) == 0 &&
-		    (ret = db->open(db, txn, table_files[t], NULL, DB_BTREE,
-		    DB_CREATE, FILE_MODE)) == 0) {
-			ret = txn->commit(txn, 0);
+		CALL(e, ret, e->env->txn_begin(e->env, NULL, &txn, DB_TXN_NOWAIT));
+		if (ret == 0)
+			CALL(e, ret, db_create(&db, e->env, 0));
+		if (ret == 0)
+			CALL(e, ret,
+				db->open(db, txn, table_files[t], NULL, DB_BTREE, DB_CREATE,
+					FILE_MODE));
+		if (ret == 0) {
+			CALL(e, ret, txn->commit(txn, 0));
 			txn = NULL;
 			if (ret == 0)
 				break;
 		}
-		if (db != NULL) {
-			db->close(db, 0);
-			db = NULL;
-		}
-		if (txn != NULL)
-			txn->abort(txn);
+		table_discard(e, db, txn);
 		if ((ret != DB_LOCK_DEADLOCK && ret != DB_LOCK_NOTGRANTED) ||
-		    tries == TABLE_OPEN_TRIES)
-			return result(e->path, ret, table_files[t], err);
+			tries == TABLE_OPEN_TRIES)
+			return eresult(e, ret, table_files[t], err);
 		nanosleep(&pause, NULL);
 	}
 	e->db[t] = db;
 	return SG_STORE_OK;
 }
 
-/* Opens (creating) the lock file name in dir; returns the descriptor or -1. */
-static int
-lock_open(const char *dir, const char *name, struct sg_error *err)
+/*
+ * Unmaps the region files of dir that this process still maps.  Closing a
+ * panicked environment leaves its regions mapped, and their pages, which
+ * recovery has already unlinked, would stay resident for good: several
+ * MiB per recovery.  Nothing uses them any more (the handle is never
+ * touched again, and a process has one handle per directory), so they
+ * are unmapped here, as listed in /proc/self/maps.
+ */
+static void
+regions_unmap(const char *dir)
 {
-	struct sg_buf file;
-	int fd = -1;
+	char line[4096 + 128], *p, *end;
+	unsigned long long lo, hi;
+	size_t dlen;
+	FILE *maps;
 
-	sg_buf_init(&file, 4096);
-	if (path_join(&file, dir, name) != 0)
-		sg_error_set(err, 500, "store %s: path too long", dir);
-	else if ((fd = open(sg_buf_str(&file), O_RDWR | O_CREAT | O_CLOEXEC,
-	    FILE_MODE)) < 0)
-		sys_fail(dir, name, err);
-	sg_buf_free(&file);
-	return fd;
+	if (dir == NULL || (maps = fopen("/proc/self/maps", "re")) == NULL)
+		return;
+	dlen = strlen(dir);
+	while (fgets(line, sizeof(line), maps) != NULL) {
+		/* "lo-hi perms offset dev inode   path[ (deleted)]" */
+		if ((p = strchr(line, '/')) == NULL || strncmp(p, dir, dlen) != 0 ||
+			strncmp(p + dlen, "/__db.", 6) != 0)
+			continue;
+		errno = 0;
+		lo = strtoull(line, &end, 16);
+		if (errno != 0 || *end != '-')
+			continue;
+		hi = strtoull(end + 1, &end, 16);
+		if (errno != 0 || *end != ' ' || hi <= lo)
+			continue;
+		munmap((void *)(uintptr_t)lo, (size_t)(hi - lo));
+	}
+	fclose(maps);
 }
 
-/* flock(2) that waits through signals. */
-static int
-lock_take(int fd, int how)
+/* Closes a table of a healthy environment (the watchdog may find it is not). */
+static void
+table_close(struct sg_store_env *e, DB *db)
 {
-	int rc;
+	int ret;
 
-	while ((rc = flock(fd, how)) != 0 && errno == EINTR)
-		continue;
-	return rc;
+	CALL(e, ret, db->close(db, 0));
+	(void)ret;
 }
 
 static void
 bdb_close(struct sg_store_env *e)
 {
-	u_int32_t flags;
-	int t, panicked;
+	int t;
 
 	if (e == NULL)
 		return;
+	for (t = 0; t < SG_TABLE_COUNT && !e->panicked; t++)
+		if (e->db[t] != NULL) {
+			table_close(e, e->db[t]);
+			e->db[t] = NULL;
+		}
 	/*
-	 * A panicked environment is closed without writing anything: its
-	 * recovery is someone else's, and flushing could wait for good on
-	 * what a dead process held.  Berkeley DB then only closes the files
-	 * and leaves the handles' memory behind, a small leak per recovery.
+	 * An environment that needs recovery is closed through the library's
+	 * panic path, which writes nothing and takes no mutex (a dead process
+	 * may hold one): it closes the files, leaves the registry, and leaves
+	 * the handles' memory and mappings behind, a small leak per recovery.
 	 */
-	flags = 0;
-	panicked = e->env != NULL && e->env->get_flags(e->env, &flags) == 0 &&
-	    (flags & DB_PANIC_ENVIRONMENT) != 0;
-	for (t = 0; t < SG_TABLE_COUNT; t++)
-		if (e->db[t] != NULL)
-			e->db[t]->close(e->db[t], panicked ? DB_NOSYNC : 0);
+	if (e->panicked && e->env != NULL) {
+		e->env->set_errcall(e->env, on_error_closing);
+		e->env->set_flags(e->env, DB_PANIC_ENVIRONMENT, 1);
+		for (t = 0; t < SG_TABLE_COUNT; t++)
+			if (e->db[t] != NULL)
+				e->db[t]->close(e->db[t], DB_NOSYNC);
+	}
 	if (e->env != NULL)
 		e->env->close(e->env, 0);
+	if (e->panicked)
+		regions_unmap(e->realdir);
+	if (e->regfd >= 0)
+		close(e->regfd);
+	if (e->regionfd >= 0)
+		close(e->regionfd);
 	if (e->openfd >= 0)
 		close(e->openfd);
 	if (e->recoverfd >= 0)
@@ -362,6 +665,7 @@ bdb_close(struct sg_store_env *e)
 	if (e->backupfd >= 0)
 		close(e->backupfd);
 	free(e->scratch.data);
+	free(e->realdir);
 	free(e->path);
 	free(e);
 }
@@ -372,8 +676,7 @@ bdb_close(struct sg_store_env *e)
  * without, the caller holds it exclusively.
  */
 static int
-env_open(const char *path, int hold_open, struct sg_store_env **out,
-    struct sg_error *err)
+env_open(const char *path, int hold_open, struct sg_store_env **out, struct sg_error *err)
 {
 	struct sg_store_env *e;
 	struct stat sb;
@@ -386,7 +689,9 @@ env_open(const char *path, int hold_open, struct sg_store_env **out,
 		sys_fail(path, "open", err);
 		return SG_STORE_FAIL;
 	}
-	e->openfd = e->recoverfd = e->backupfd = -1;
+	e->openfd = e->recoverfd = e->backupfd = e->regionfd = e->regfd = -1;
+	snprintf(e->self, sizeof(e->self), "%24lu\n", (unsigned long)getpid());
+	stall_init();
 	if ((e->path = strdup(path)) == NULL) {
 		sys_fail(path, "open", err);
 		goto fail;
@@ -403,10 +708,22 @@ env_open(const char *path, int hold_open, struct sg_store_env **out,
 		sg_error_set(err, 500, "store %s: not a directory", path);
 		goto fail;
 	}
-	if ((hold_open && (e->openfd = lock_open(path, OPEN_LOCK, err)) < 0) ||
-	    (e->recoverfd = lock_open(path, RECOVER_LOCK, err)) < 0 ||
-	    (e->backupfd = lock_open(path, BACKUP_LOCK, err)) < 0)
+	if ((e->realdir = realpath(path, NULL)) == NULL) {
+		sys_fail(path, "realpath", err);
 		goto fail;
+	}
+	if (hold_open && (e->openfd = file_open(path, OPEN_LOCK, O_RDWR | O_CREAT)) < 0) {
+		sys_fail(path, OPEN_LOCK, err);
+		goto fail;
+	}
+	if ((e->recoverfd = file_open(path, RECOVER_LOCK, O_RDWR | O_CREAT)) < 0) {
+		sys_fail(path, RECOVER_LOCK, err);
+		goto fail;
+	}
+	if ((e->backupfd = file_open(path, BACKUP_LOCK, O_RDWR | O_CREAT)) < 0) {
+		sys_fail(path, BACKUP_LOCK, err);
+		goto fail;
+	}
 	if (hold_open && lock_take(e->openfd, LOCK_SH) != 0) {
 		sys_fail(path, OPEN_LOCK, err);
 		goto fail;
@@ -419,16 +736,19 @@ env_open(const char *path, int hold_open, struct sg_store_env **out,
 		rc = result(path, ret, what, err);
 		goto fail;
 	}
-	if (lock_take(e->recoverfd, LOCK_EX) != 0) {
-		sys_fail(path, RECOVER_LOCK, err);
+	/*
+	 * Not under the watchdog: leaving the open half done would leave this
+	 * process registered for good.  It takes no mutex of a dead process:
+	 * when the registry shows one, the open recovers instead of joining.
+	 */
+	if ((ret = e->env->open(e->env, path, ENV_FLAGS, FILE_MODE)) != 0) {
+		rc = eresult(e, ret, "open environment", err);
 		goto fail;
 	}
-	ret = e->env->open(e->env, path, ENV_FLAGS, FILE_MODE);
-	flock(e->recoverfd, LOCK_UN);
-	if (ret != 0) {
-		rc = result(path, ret, "open environment", err);
-		goto fail;
-	}
+	if ((e->regionfd = file_open(path, REGION_FILE, O_RDONLY)) < 0 ||
+		(e->regfd = file_open(path, REGISTRY_FILE, O_RDONLY)) < 0)
+		sg_log(SG_LOG_WARN, "store %s: stall watchdog without evidence: %s", path,
+			strerror(errno));
 	for (t = 0; t < SG_TABLE_COUNT; t++)
 		if ((rc = table_open(e, t, err)) != SG_STORE_OK)
 			goto fail;
@@ -446,27 +766,27 @@ bdb_open(const char *path, struct sg_store_env **out, struct sg_error *err)
 }
 
 static int
-bdb_begin(struct sg_store_env *e, struct sg_store_etxn **out,
-    struct sg_error *err)
+bdb_begin(struct sg_store_env *e, struct sg_store_etxn **out, struct sg_error *err)
 {
 	DB_TXN *txn;
 	int ret;
 
 	*out = NULL;
-	if ((ret = e->env->txn_begin(e->env, NULL, &txn, DB_TXN_NOWAIT)) != 0)
-		return result(e->path, ret, "begin", err);
+	txn = NULL;
+	CALL(e, ret, e->env->txn_begin(e->env, NULL, &txn, DB_TXN_NOWAIT));
+	if (ret != 0)
+		return eresult(e, ret, "begin", err);
 	*out = (struct sg_store_etxn *)(void *)txn;
 	return SG_STORE_OK;
 }
 
 /*
  * Flushes to disk the log files that may hold a commit just written.
- * Berkeley DB would fsync holding its log flush mutex, and a process
- * killed there leaves every other process that flushes waiting for good
- * (5.3 cannot take a mutex back from a dead process); so commits only
- * write the log (DB_TXN_WRITE_NOSYNC) and durable ones then flush the
- * current log file, and the one before in case the log just moved on,
- * holding nothing.
+ * Berkeley DB would fsync holding its log flush mutex, the longest hold
+ * of all, and a process killed there leaves every process that flushes
+ * waiting; so commits only write the log (DB_TXN_WRITE_NOSYNC) and
+ * durable ones then flush the current log file, and the one before in
+ * case the log just moved on, holding nothing.
  */
 static int
 log_sync(struct sg_store_env *e, struct sg_error *err)
@@ -477,14 +797,17 @@ log_sync(struct sg_store_env *e, struct sg_error *err)
 	u_int32_t cur;
 	int fd, ret;
 
-	if ((ret = e->env->log_stat(e->env, &ls, 0)) != 0)
-		return result(e->path, ret, "log state", err);
+	ls = NULL;
+	CALL(e, ret, e->env->log_stat(e->env, &ls, 0));
+	if (ret != 0)
+		return eresult(e, ret, "log state", err);
 	cur = ls->st_cur_file;
 	free(ls);
 	for (lsn.file = cur > 1 ? cur - 1 : cur; lsn.file <= cur; lsn.file++) {
 		lsn.offset = 0;
-		if ((ret = e->env->log_file(e->env, &lsn, name, sizeof(name))) != 0)
-			return result(e->path, ret, "log file name", err);
+		CALL(e, ret, e->env->log_file(e->env, &lsn, name, sizeof(name)));
+		if (ret != 0)
+			return eresult(e, ret, "log file name", err);
 		if ((fd = open(name, O_RDONLY | O_CLOEXEC)) < 0) {
 			/* Removed: it was no longer needed, so it was flushed. */
 			if (errno == ENOENT)
@@ -501,13 +824,13 @@ log_sync(struct sg_store_env *e, struct sg_error *err)
 }
 
 static int
-bdb_commit(struct sg_store_env *e, struct sg_store_etxn *t, unsigned flags,
-    struct sg_error *err)
+bdb_commit(struct sg_store_env *e, struct sg_store_etxn *t, unsigned flags, struct sg_error *err)
 {
 	int ret;
 
-	if ((ret = txn_of(t)->commit(txn_of(t), DB_TXN_WRITE_NOSYNC)) != 0)
-		return result(e->path, ret, "commit", err);
+	CALL(e, ret, txn_of(t)->commit(txn_of(t), DB_TXN_WRITE_NOSYNC));
+	if (ret != 0)
+		return eresult(e, ret, "commit", err);
 	if (flags & SG_TXN_DURABLE)
 		return log_sync(e, err);
 	return SG_STORE_OK;
@@ -518,7 +841,10 @@ bdb_abort(struct sg_store_env *e, struct sg_store_etxn *t)
 {
 	int ret;
 
-	if ((ret = txn_of(t)->abort(txn_of(t))) != 0 && ret != DB_RUNRECOVERY)
+	CALL(e, ret, txn_of(t)->abort(txn_of(t)));
+	if (ret == DB_RUNRECOVERY)
+		e->panicked = 1;
+	else if (ret != 0)
 		sg_log(SG_LOG_ERR, "store %s: abort: %s", e->path, db_strerror(ret));
 }
 
@@ -531,33 +857,33 @@ key_dbt(DBT *d, const struct sg_key *k)
 }
 
 static int
-bdb_get(struct sg_store_env *e, struct sg_store_etxn *t, enum sg_table tab,
-    const struct sg_key *k, unsigned flags, struct sg_buf *val,
-    struct sg_error *err)
+bdb_get(struct sg_store_env *e, struct sg_store_etxn *t, enum sg_table tab, const struct sg_key *k,
+	unsigned flags, struct sg_buf *val, struct sg_error *err)
 {
 	DBT key;
 	int ret;
 
 	key_dbt(&key, k);
 	e->scratch.flags = DB_DBT_REALLOC;
-	ret = e->db[tab]->get(e->db[tab], txn_of(t), &key, &e->scratch,
-	    (flags & SG_GET_FOR_UPDATE) ? DB_RMW : 0);
+	CALL(e, ret,
+		e->db[tab]->get(e->db[tab], txn_of(t), &key, &e->scratch,
+			(flags & SG_GET_FOR_UPDATE) ? DB_RMW : 0));
 	if (ret == DB_NOTFOUND || ret == DB_KEYEMPTY)
 		return SG_STORE_NOTFOUND;
 	if (ret != 0)
-		return result(e->path, ret, table_files[tab], err);
+		return eresult(e, ret, table_files[tab], err);
 	if (sg_buf_add(val, e->scratch.data, e->scratch.size) != 0) {
-		sg_log(SG_LOG_ERR, "store %s: %s: value of %lu bytes does not fit",
-		    e->path, table_files[tab], (unsigned long)e->scratch.size);
-		return sg_error_set(err, 500, "store %s: %s: value larger than %zu "
-		    "bytes", e->path, table_files[tab], val->max);
+		sg_log(SG_LOG_ERR, "store %s: %s: value of %lu bytes does not fit", e->path,
+			table_files[tab], (unsigned long)e->scratch.size);
+		return sg_error_set(err, 500, "store %s: %s: value larger than %zu bytes", e->path,
+			table_files[tab], val->max);
 	}
 	return SG_STORE_OK;
 }
 
 static int
-bdb_put(struct sg_store_env *e, struct sg_store_etxn *t, enum sg_table tab,
-    const struct sg_key *k, const void *val, size_t n, struct sg_error *err)
+bdb_put(struct sg_store_env *e, struct sg_store_etxn *t, enum sg_table tab, const struct sg_key *k,
+	const void *val, size_t n, struct sg_error *err)
 {
 	DBT key, data;
 	int ret;
@@ -566,22 +892,39 @@ bdb_put(struct sg_store_env *e, struct sg_store_etxn *t, enum sg_table tab,
 	memset(&data, 0, sizeof(data));
 	data.data = (void *)val;
 	data.size = (u_int32_t)n;
-	ret = e->db[tab]->put(e->db[tab], txn_of(t), &key, &data, 0);
-	return result(e->path, ret, table_files[tab], err);
+	CALL(e, ret, e->db[tab]->put(e->db[tab], txn_of(t), &key, &data, 0));
+	return eresult(e, ret, table_files[tab], err);
 }
 
 static int
-bdb_del(struct sg_store_env *e, struct sg_store_etxn *t, enum sg_table tab,
-    const struct sg_key *k, struct sg_error *err)
+bdb_del(struct sg_store_env *e, struct sg_store_etxn *t, enum sg_table tab, const struct sg_key *k,
+	struct sg_error *err)
 {
 	DBT key;
 	int ret;
 
 	key_dbt(&key, k);
-	ret = e->db[tab]->del(e->db[tab], txn_of(t), &key, 0);
+	CALL(e, ret, e->db[tab]->del(e->db[tab], txn_of(t), &key, 0));
 	if (ret == DB_NOTFOUND || ret == DB_KEYEMPTY)
 		return SG_STORE_NOTFOUND;
-	return result(e->path, ret, table_files[tab], err);
+	return eresult(e, ret, table_files[tab], err);
+}
+
+/* The cursor state of a scan, kept in memory that a watchdog escape leaves intact. */
+struct scan {
+	DBC *cur;
+	DBT key, data;
+	struct sg_buf kb, vb;
+};
+
+/* Moves the cursor of s; the watchdog's jump lands here, not in the loop. */
+static int
+scan_step(struct sg_store_env *e, struct scan *s, u_int32_t how)
+{
+	int ret;
+
+	CALL(e, ret, s->cur->get(s->cur, &s->key, &s->data, how));
+	return ret;
 }
 
 /*
@@ -591,61 +934,57 @@ bdb_del(struct sg_store_env *e, struct sg_store_etxn *t, enum sg_table tab,
  */
 static int
 bdb_scan(struct sg_store_env *e, struct sg_store_etxn *t, enum sg_table tab,
-    const struct sg_key *prefix, sg_scan_fn fn, void *arg, int *stop,
-    struct sg_error *err)
+	const struct sg_key *prefix, sg_scan_fn fn, void *arg, int *stop, struct sg_error *err)
 {
-	struct sg_buf kb, vb;
-	DBC *cur;
-	DBT key, data;
+	struct scan s;
 	u_int32_t how;
 	int rc, ret;
 
-	cur = NULL;
+	memset(&s, 0, sizeof(s));
 	*stop = 0;
-	sg_buf_init(&kb, SG_KEY_MAX);
-	sg_buf_init(&vb, SG_STORE_VALUE_MAX);
-	memset(&key, 0, sizeof(key));
-	memset(&data, 0, sizeof(data));
-	key.flags = DB_DBT_REALLOC;
-	data.flags = DB_DBT_REALLOC;
+	sg_buf_init(&s.kb, SG_KEY_MAX);
+	sg_buf_init(&s.vb, SG_STORE_VALUE_MAX);
+	s.key.flags = DB_DBT_REALLOC;
+	s.data.flags = DB_DBT_REALLOC;
 	rc = SG_STORE_FAIL;
 	if (prefix->len > 0) {
-		if ((key.data = malloc(prefix->len)) == NULL) {
+		if ((s.key.data = malloc(prefix->len)) == NULL) {
 			sys_fail(e->path, "scan", err);
 			goto out;
 		}
-		memcpy(key.data, prefix->data, prefix->len);
-		key.size = (u_int32_t)prefix->len;
+		memcpy(s.key.data, prefix->data, prefix->len);
+		s.key.size = (u_int32_t)prefix->len;
 	}
-	if ((ret = e->db[tab]->cursor(e->db[tab], txn_of(t), &cur, 0)) != 0) {
-		rc = result(e->path, ret, table_files[tab], err);
+	CALL(e, ret, e->db[tab]->cursor(e->db[tab], txn_of(t), &s.cur, 0));
+	if (ret != 0) {
+		s.cur = NULL;
+		rc = eresult(e, ret, table_files[tab], err);
 		goto out;
 	}
 	how = prefix->len > 0 ? DB_SET_RANGE : DB_FIRST;
 	for (;;) {
-		ret = cur->get(cur, &key, &data, how);
+		ret = scan_step(e, &s, how);
 		how = DB_NEXT;
 		if (ret == DB_NOTFOUND)
 			break;
 		if (ret != 0) {
-			rc = result(e->path, ret, table_files[tab], err);
+			rc = eresult(e, ret, table_files[tab], err);
 			goto out;
 		}
-		if (key.size < prefix->len ||
-		    memcmp(key.data, prefix->data, prefix->len) != 0)
+		if (s.key.size < prefix->len || memcmp(s.key.data, prefix->data, prefix->len) != 0)
 			break;
-		sg_buf_reset(&kb);
-		sg_buf_reset(&vb);
-		if (sg_buf_add(&kb, key.data, key.size) != 0 ||
-		    sg_buf_add(&vb, data.data, data.size) != 0) {
+		sg_buf_reset(&s.kb);
+		sg_buf_reset(&s.vb);
+		if (sg_buf_add(&s.kb, s.key.data, s.key.size) != 0 ||
+			sg_buf_add(&s.vb, s.data.data, s.data.size) != 0) {
 			sg_log(SG_LOG_ERR, "store %s: %s: record too large", e->path,
-			    table_files[tab]);
-			sg_error_set(err, 500, "store %s: %s: record too large",
-			    e->path, table_files[tab]);
+				table_files[tab]);
+			sg_error_set(err, 500, "store %s: %s: record too large", e->path,
+				table_files[tab]);
 			rc = SG_STORE_FAIL;
 			goto out;
 		}
-		rc = fn(sg_buf_str(&kb), kb.len, sg_buf_str(&vb), vb.len, arg);
+		rc = fn(sg_buf_str(&s.kb), s.kb.len, sg_buf_str(&s.vb), s.vb.len, arg);
 		if (rc < 0)
 			*stop = rc;
 		if (rc != 0)
@@ -653,12 +992,15 @@ bdb_scan(struct sg_store_env *e, struct sg_store_etxn *t, enum sg_table tab,
 	}
 	rc = SG_STORE_OK;
 out:
-	if (cur != NULL && (ret = cur->close(cur)) != 0 && rc == SG_STORE_OK)
-		rc = result(e->path, ret, table_files[tab], err);
-	free(key.data);
-	free(data.data);
-	sg_buf_free(&kb);
-	sg_buf_free(&vb);
+	if (s.cur != NULL) {
+		CALL(e, ret, s.cur->close(s.cur));
+		if (ret != 0 && rc == SG_STORE_OK)
+			rc = eresult(e, ret, table_files[tab], err);
+	}
+	free(s.key.data);
+	free(s.data.data);
+	sg_buf_free(&s.kb);
+	sg_buf_free(&s.vb);
 	return rc;
 }
 
@@ -667,25 +1009,43 @@ bdb_failchk(struct sg_store_env *e, struct sg_error *err)
 {
 	int ret;
 
-	if (lock_take(e->recoverfd, LOCK_EX) != 0)
-		return sys_fail(e->path, RECOVER_LOCK, err);
-	ret = e->env->failchk(e->env, 0);
+	/* Another process is checking: that is as good. */
+	if (flock(e->recoverfd, LOCK_EX | LOCK_NB) != 0)
+		return errno == EWOULDBLOCK || errno == EINTR
+			? SG_STORE_OK
+			: sys_fail(e->path, RECOVER_LOCK, err);
+	CALL(e, ret, e->env->failchk(e->env, 0));
 	/*
-	 * A process died inside the library: the environment needs
-	 * recovery.  Marking it panicked tells every process at once, and
-	 * makes closing it here skip everything that could wait for what the
-	 * dead process held.
+	 * A process died inside the library: the environment needs recovery.
+	 * Marking it panicked tells every process at once; the next opener
+	 * finds the dead process in the registry and recovers.
 	 */
 	if (ret == DB_RUNRECOVERY)
 		e->env->set_flags(e->env, DB_PANIC_ENVIRONMENT, 1);
 	flock(e->recoverfd, LOCK_UN);
-	return result(e->path, ret, "failure check", err);
+	return eresult(e, ret, "failure check", err);
+}
+
+/* A checkpoint: forced, with the removal of unneeded logs, or when due. */
+static int
+checkpoint(struct sg_store_env *e, int force)
+{
+	int ret;
+
+	if (force)
+		CALL(e, ret, e->env->txn_checkpoint(e->env, 0, 0, DB_FORCE));
+	else
+		CALL(e, ret,
+			e->env->txn_checkpoint(e->env, CHECKPOINT_KBYTES, CHECKPOINT_MINUTES, 0));
+	if (ret == 0 && force)
+		CALL(e, ret, e->env->log_archive(e->env, NULL, DB_ARCH_REMOVE));
+	return ret;
 }
 
 static int
 bdb_checkpoint(struct sg_store_env *e, int force, struct sg_error *err)
 {
-	int rc, ret;
+	int rc;
 
 	if (flock(e->backupfd, LOCK_SH | LOCK_NB) != 0) {
 		if (errno != EWOULDBLOCK && errno != EINTR)
@@ -694,14 +1054,7 @@ bdb_checkpoint(struct sg_store_env *e, int force, struct sg_error *err)
 			return SG_STORE_OK;
 		return sg_error_set(err, 503, "store %s: a backup is running", e->path);
 	}
-	if (force)
-		ret = e->env->txn_checkpoint(e->env, 0, 0, DB_FORCE);
-	else
-		ret = e->env->txn_checkpoint(e->env, CHECKPOINT_KBYTES,
-		    CHECKPOINT_MINUTES, 0);
-	if (ret == 0 && force)
-		ret = e->env->log_archive(e->env, NULL, DB_ARCH_REMOVE);
-	rc = result(e->path, ret, "checkpoint", err);
+	rc = eresult(e, checkpoint(e, force), "checkpoint", err);
 	flock(e->backupfd, LOCK_UN);
 	return rc;
 }
@@ -729,25 +1082,18 @@ dir_is_empty(const char *dir)
 static int
 dir_sync(const char *dir, struct sg_error *err)
 {
-	struct sg_buf file;
 	struct dirent *de;
 	DIR *d;
 	int fd, rc = -1;
 
-	sg_buf_init(&file, 4096);
 	if ((d = opendir(dir)) == NULL) {
 		sys_fail(dir, "backup", err);
-		goto out;
+		return -1;
 	}
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
-		if (path_join(&file, dir, de->d_name) != 0) {
-			sg_error_set(err, 500, "store %s: path too long", dir);
-			goto out;
-		}
-		if ((fd = open(sg_buf_str(&file), O_RDONLY | O_CLOEXEC)) < 0 ||
-		    fsync(fd) != 0) {
+		if ((fd = file_open(dir, de->d_name, O_RDONLY)) < 0 || fsync(fd) != 0) {
 			sys_fail(dir, "backup sync", err);
 			if (fd >= 0)
 				close(fd);
@@ -764,9 +1110,7 @@ dir_sync(const char *dir, struct sg_error *err)
 	close(fd);
 	rc = 0;
 out:
-	if (d != NULL)
-		closedir(d);
-	sg_buf_free(&file);
+	closedir(d);
 	return rc;
 }
 
@@ -792,16 +1136,17 @@ backup_recover(const char *dir, struct sg_error *err)
 		goto out;
 	what = "backup log size";
 	if ((ret = env->set_lg_bsize(env, LOG_BUFFER_BYTES)) != 0 ||
-	    (ret = env->set_lg_max(env, LOG_FILE_BYTES)) != 0)
+		(ret = env->set_lg_max(env, LOG_FILE_BYTES)) != 0)
 		goto out;
 	what = "backup recovery";
-	if ((ret = env->open(env, dir, DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK |
-	    DB_INIT_LOG | DB_INIT_MPOOL | DB_PRIVATE | DB_RECOVER_FATAL,
-	    FILE_MODE)) != 0)
+	if ((ret = env->open(env, dir,
+		     DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL |
+			     DB_PRIVATE | DB_RECOVER_FATAL,
+		     FILE_MODE)) != 0)
 		goto out;
 	what = "backup checkpoint";
 	if ((ret = env->txn_checkpoint(env, 0, 0, DB_FORCE)) != 0 ||
-	    (ret = env->log_archive(env, NULL, DB_ARCH_REMOVE)) != 0)
+		(ret = env->log_archive(env, NULL, DB_ARCH_REMOVE)) != 0)
 		goto out;
 out:
 	if (env->close(env, 0) != 0 && ret == 0) {
@@ -811,6 +1156,10 @@ out:
 	return result(dir, ret, what, err);
 }
 
+/*
+ * The copy itself is not under the watchdog: it may take long, and it
+ * holds no mutex while it reads files.
+ */
 static int
 bdb_backup(struct sg_store_env *e, const char *dir, struct sg_error *err)
 {
@@ -837,12 +1186,12 @@ bdb_backup(struct sg_store_env *e, const char *dir, struct sg_error *err)
 		goto out;
 	}
 	locked = 1;
-	if ((ret = e->env->txn_checkpoint(e->env, 0, 0, DB_FORCE)) != 0) {
-		rc = result(e->path, ret, "backup checkpoint", err);
+	if ((ret = checkpoint(e, 1)) != 0) {
+		rc = eresult(e, ret, "backup checkpoint", err);
 		goto out;
 	}
 	if ((ret = e->env->backup(e->env, dir, 0)) != 0) {
-		rc = result(dir, ret, "backup", err);
+		rc = eresult(e, ret, "backup", err);
 		goto out;
 	}
 	flock(e->backupfd, LOCK_UN);
@@ -890,12 +1239,14 @@ bdb_verify(const char *path, struct sg_error *err)
 			goto out;
 		}
 	}
-	if ((fd = lock_open(path, OPEN_LOCK, err)) < 0)
+	if ((fd = file_open(path, OPEN_LOCK, O_RDWR | O_CREAT)) < 0) {
+		sys_fail(path, OPEN_LOCK, err);
 		goto out;
+	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		if (errno == EWOULDBLOCK)
-			sg_error_set(err, 409, "store %s: in use (verify a backup "
-			    "of it instead)", path);
+			sg_error_set(err, 409, "store %s: in use (verify a backup of it instead)",
+				path);
 		else
 			sys_fail(path, OPEN_LOCK, err);
 		goto out;
@@ -916,10 +1267,10 @@ bdb_verify(const char *path, struct sg_error *err)
 		db->set_errcall(db, on_error);
 		/* verify destroys the handle whatever it returns. */
 		if ((ret = db->verify(db, sg_buf_str(&file), NULL, NULL, 0)) != 0) {
-			sg_log(SG_LOG_ERR, "store %s: verify %s: %s", path,
-			    table_files[t], db_strerror(ret));
-			sg_error_set(err, 500, "store %s: verify %s: %s", path,
-			    table_files[t], db_strerror(ret));
+			sg_log(SG_LOG_ERR, "store %s: verify %s: %s", path, table_files[t],
+				db_strerror(ret));
+			sg_error_set(err, 500, "store %s: verify %s: %s", path, table_files[t],
+				db_strerror(ret));
 			goto out;
 		}
 	}

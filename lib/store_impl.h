@@ -25,8 +25,8 @@
  */
 #define SG_STORE_REOPEN (-3)
 
-struct sg_store_env;            /* an open environment, engine-defined */
-struct sg_store_etxn;           /* a running transaction, engine-defined */
+struct sg_store_env;  /* an open environment, engine-defined */
+struct sg_store_etxn; /* a running transaction, engine-defined */
 
 struct sg_store_ops {
 	const char *name;
@@ -36,8 +36,7 @@ struct sg_store_ops {
 	 * every table; returns SG_STORE_OK with a new handle in *out, or
 	 * SG_STORE_FAIL with err set.
 	 */
-	int (*open)(const char *path, struct sg_store_env **out,
-	    struct sg_error *err);
+	int (*open)(const char *path, struct sg_store_env **out, struct sg_error *err);
 	/* Closes every handle; e may be NULL.  Never fails. */
 	void (*close)(struct sg_store_env *e);
 
@@ -45,33 +44,30 @@ struct sg_store_ops {
 	 * Begins a transaction.  Returns SG_STORE_OK, SG_STORE_RETRY,
 	 * SG_STORE_REOPEN or SG_STORE_FAIL.
 	 */
-	int (*begin)(struct sg_store_env *e, struct sg_store_etxn **out,
-	    struct sg_error *err);
+	int (*begin)(struct sg_store_env *e, struct sg_store_etxn **out, struct sg_error *err);
 	/*
 	 * Commits t (durably with SG_TXN_DURABLE); t is gone afterwards,
 	 * whatever the result.  Returns as begin.
 	 */
-	int (*commit)(struct sg_store_env *e, struct sg_store_etxn *t,
-	    unsigned flags, struct sg_error *err);
+	int (*commit)(struct sg_store_env *e, struct sg_store_etxn *t, unsigned flags,
+		struct sg_error *err);
 	/* Aborts t; t is gone afterwards.  Never fails (errors are logged). */
 	void (*abort)(struct sg_store_env *e, struct sg_store_etxn *t);
 
 	/* The record operations of store.h; they also return SG_STORE_REOPEN. */
-	int (*get)(struct sg_store_env *e, struct sg_store_etxn *t,
-	    enum sg_table tab, const struct sg_key *k, unsigned flags,
-	    struct sg_buf *val, struct sg_error *err);
-	int (*put)(struct sg_store_env *e, struct sg_store_etxn *t,
-	    enum sg_table tab, const struct sg_key *k, const void *val,
-	    size_t n, struct sg_error *err);
-	int (*del)(struct sg_store_env *e, struct sg_store_etxn *t,
-	    enum sg_table tab, const struct sg_key *k, struct sg_error *err);
+	int (*get)(struct sg_store_env *e, struct sg_store_etxn *t, enum sg_table tab,
+		const struct sg_key *k, unsigned flags, struct sg_buf *val, struct sg_error *err);
+	int (*put)(struct sg_store_env *e, struct sg_store_etxn *t, enum sg_table tab,
+		const struct sg_key *k, const void *val, size_t n, struct sg_error *err);
+	int (*del)(struct sg_store_env *e, struct sg_store_etxn *t, enum sg_table tab,
+		const struct sg_key *k, struct sg_error *err);
 	/*
 	 * scan returns SG_STORE_OK also when fn stopped it; *stop is then
 	 * fn's negative result, else 0.
 	 */
-	int (*scan)(struct sg_store_env *e, struct sg_store_etxn *t,
-	    enum sg_table tab, const struct sg_key *prefix, sg_scan_fn fn,
-	    void *arg, int *stop, struct sg_error *err);
+	int (*scan)(struct sg_store_env *e, struct sg_store_etxn *t, enum sg_table tab,
+		const struct sg_key *prefix, sg_scan_fn fn, void *arg, int *stop,
+		struct sg_error *err);
 
 	/*
 	 * Releases the locks and aborts the transactions of processes that
@@ -86,11 +82,9 @@ struct sg_store_ops {
 	 * (cheap otherwise).  Returns SG_STORE_OK, SG_STORE_REOPEN or
 	 * SG_STORE_FAIL (503 while a backup runs).
 	 */
-	int (*checkpoint)(struct sg_store_env *e, int force,
-	    struct sg_error *err);
+	int (*checkpoint)(struct sg_store_env *e, int force, struct sg_error *err);
 	/* Hot backup into the new or empty directory dir. */
-	int (*backup)(struct sg_store_env *e, const char *dir,
-	    struct sg_error *err);
+	int (*backup)(struct sg_store_env *e, const char *dir, struct sg_error *err);
 	/* Structure check of the tables of the store at path (not open here). */
 	int (*verify)(const char *path, struct sg_error *err);
 };

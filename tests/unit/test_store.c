@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,8 +51,7 @@ run_op(struct sg_txn *txn, void *arg)
 		op->result = sg_store_get(txn, op->table, &op->key, 0, &op->out);
 		break;
 	case OP_GET_FOR_UPDATE:
-		op->result = sg_store_get(txn, op->table, &op->key,
-		    SG_GET_FOR_UPDATE, &op->out);
+		op->result = sg_store_get(txn, op->table, &op->key, SG_GET_FOR_UPDATE, &op->out);
 		break;
 	case OP_DEL:
 		op->result = sg_store_del(txn, op->table, &op->key);
@@ -63,8 +63,7 @@ run_op(struct sg_txn *txn, void *arg)
 }
 
 static void
-op_init(struct op *op, enum op_kind kind, enum sg_table t, const char *db,
-    const char *name)
+op_init(struct op *op, enum op_kind kind, enum sg_table t, const char *db, const char *name)
 {
 	memset(op, 0, sizeof(*op));
 	op->kind = kind;
@@ -75,8 +74,8 @@ op_init(struct op *op, enum op_kind kind, enum sg_table t, const char *db,
 
 /* Runs one operation in its own transaction; returns the operation's result. */
 static int
-do_op(struct sg_store *st, enum op_kind kind, enum sg_table t, const char *db,
-    const char *name, const char *val, struct sg_buf *out)
+do_op(struct sg_store *st, enum op_kind kind, enum sg_table t, const char *db, const char *name,
+	const char *val, struct sg_buf *out)
 {
 	struct sg_error err;
 	struct op op;
@@ -168,33 +167,33 @@ test_records(struct sg_store *st)
 
 	sg_buf_init(&v, SG_STORE_VALUE_MAX);
 	tap_is_int(do_op(st, OP_PUT, SG_TABLE_USERS, "db", "alice", "{\"name\":\"alice\"}", NULL),
-	    SG_STORE_OK, "put");
+		SG_STORE_OK, "put");
 	tap_is_int(do_op(st, OP_GET, SG_TABLE_USERS, "db", "alice", NULL, &v), SG_STORE_OK, "get");
 	tap_is_str(sg_buf_str(&v), "{\"name\":\"alice\"}", "get returns the value");
-	tap_is_int(do_op(st, OP_GET, SG_TABLE_ROLES, "db", "alice", NULL, &v),
-	    SG_STORE_NOTFOUND, "tables are separate");
-	tap_is_int(do_op(st, OP_GET, SG_TABLE_USERS, "db2", "alice", NULL, &v),
-	    SG_STORE_NOTFOUND, "databases are separate");
+	tap_is_int(do_op(st, OP_GET, SG_TABLE_ROLES, "db", "alice", NULL, &v), SG_STORE_NOTFOUND,
+		"tables are separate");
+	tap_is_int(do_op(st, OP_GET, SG_TABLE_USERS, "db2", "alice", NULL, &v), SG_STORE_NOTFOUND,
+		"databases are separate");
 	tap_is_int(do_op(st, OP_PUT, SG_TABLE_USERS, "db", "alice", "v2", NULL), SG_STORE_OK,
-	    "put replaces");
+		"put replaces");
 	do_op(st, OP_GET, SG_TABLE_USERS, "db", "alice", NULL, &v);
 	tap_is_str(sg_buf_str(&v), "v2", "replaced value read back");
 	tap_is_int(do_op(st, OP_GET_FOR_UPDATE, SG_TABLE_USERS, "db", "alice", NULL, &v),
-	    SG_STORE_OK, "get for update");
+		SG_STORE_OK, "get for update");
 	tap_is_str(sg_buf_str(&v), "v2", "get for update reads the value");
 	tap_is_int(do_op(st, OP_PUT, SG_TABLE_USERS, "db", "empty", "", NULL), SG_STORE_OK,
-	    "empty value stored");
+		"empty value stored");
 	tap_is_int(do_op(st, OP_GET, SG_TABLE_USERS, "db", "empty", NULL, &v), SG_STORE_OK,
-	    "empty value found");
+		"empty value found");
 	tap_is_int((long long)v.len, 0, "empty value is empty");
 	tap_is_int(do_op(st, OP_DEL, SG_TABLE_USERS, "db", "empty", NULL, NULL), SG_STORE_OK,
-	    "del");
-	tap_is_int(do_op(st, OP_GET, SG_TABLE_USERS, "db", "empty", NULL, &v),
-	    SG_STORE_NOTFOUND, "deleted key not found");
-	tap_is_int(do_op(st, OP_DEL, SG_TABLE_USERS, "db", "empty", NULL, NULL),
-	    SG_STORE_NOTFOUND, "del of a missing key");
+		"del");
+	tap_is_int(do_op(st, OP_GET, SG_TABLE_USERS, "db", "empty", NULL, &v), SG_STORE_NOTFOUND,
+		"deleted key not found");
+	tap_is_int(do_op(st, OP_DEL, SG_TABLE_USERS, "db", "empty", NULL, NULL), SG_STORE_NOTFOUND,
+		"del of a missing key");
 	tap_is_int(do_op(st, OP_GET, SG_TABLE_SESSIONS, "db", "nobody", NULL, &v),
-	    SG_STORE_NOTFOUND, "get of a missing key");
+		SG_STORE_NOTFOUND, "get of a missing key");
 	sg_buf_free(&v);
 }
 
@@ -232,8 +231,8 @@ test_update(struct sg_store *st)
 
 	sg_buf_init(&v, 64);
 	for (i = 0; i < 25; i++)
-		if (sg_store_run(st, i % 5 == 0 ? SG_TXN_DURABLE : 0, increment, NULL,
-		    &err) == SG_STORE_OK)
+		if (sg_store_run(st, i % 5 == 0 ? SG_TXN_DURABLE : 0, increment, NULL, &err) ==
+			SG_STORE_OK)
 			ok++;
 	tap_is_int(ok, 25, "25 read-modify-write transactions commit");
 	do_op(st, OP_GET, SG_TABLE_STATES, "db", "counter", NULL, &v);
@@ -242,11 +241,11 @@ test_update(struct sg_store *st)
 }
 
 struct scan_seen {
-	struct sg_buf keys;     /* "part/part|value;" for each record */
+	struct sg_buf keys; /* "part/part|value;" for each record */
 	int calls;
-	int stop_after;         /* stop (1) after this many calls; 0: never */
-	int fail_with;          /* return this negative value at the first call */
-	int bad_terminator;     /* a key or value was not NUL-terminated */
+	int stop_after;     /* stop (1) after this many calls; 0: never */
+	int fail_with;      /* return this negative value at the first call */
+	int bad_terminator; /* a key or value was not NUL-terminated */
 };
 
 static int
@@ -280,8 +279,7 @@ run_scan(struct sg_txn *txn, void *arg)
 {
 	struct scan_job *job = arg;
 
-	job->result = sg_store_scan(txn, job->table, &job->prefix, on_record,
-	    &job->seen);
+	job->result = sg_store_scan(txn, job->table, &job->prefix, on_record, &job->seen);
 	return job->result == SG_STORE_RETRY ? SG_STORE_RETRY : SG_STORE_OK;
 }
 
@@ -300,7 +298,7 @@ scan(struct sg_store *st, struct scan_job *job)
 
 struct put_keys {
 	enum sg_table table;
-	const char *const *parts;   /* triples, NULL-padded, ended by a NULL triple */
+	const char *const *parts; /* triples, NULL-padded, ended by a NULL triple */
 };
 
 static int
@@ -323,21 +321,47 @@ static void
 test_scan(struct sg_store *st)
 {
 	static const char *const users[] = {
-		"db", "carol", NULL,
-		"db", "alice", NULL,
-		"db2", "alice", NULL,
-		"dbx", "zed", NULL,
-		"d", "b", NULL,
-		"db", "bob", NULL,
-		NULL, NULL, NULL,
+		"db",
+		"carol",
+		NULL,
+		"db",
+		"alice",
+		NULL,
+		"db2",
+		"alice",
+		NULL,
+		"dbx",
+		"zed",
+		NULL,
+		"d",
+		"b",
+		NULL,
+		"db",
+		"bob",
+		NULL,
+		NULL,
+		NULL,
+		NULL,
 	};
 	static const char *const sessions[] = {
-		"db", "alice", "s2",
-		"db", "alice", "s1",
-		"db", "alicex", "s3",
-		"db", "bob", "s4",
-		"db2", "alice", "s5",
-		NULL, NULL, NULL,
+		"db",
+		"alice",
+		"s2",
+		"db",
+		"alice",
+		"s1",
+		"db",
+		"alicex",
+		"s3",
+		"db",
+		"bob",
+		"s4",
+		"db2",
+		"alice",
+		"s5",
+		NULL,
+		NULL,
+		NULL,
 	};
 	struct put_keys pk;
 	struct scan_job job;
@@ -349,7 +373,7 @@ test_scan(struct sg_store *st)
 	pk.table = SG_TABLE_USER_SESSIONS;
 	pk.parts = sessions;
 	tap_is_int(sg_store_run(st, 0, put_many, &pk, &err), SG_STORE_OK,
-	    "scan fixture: user sessions");
+		"scan fixture: user sessions");
 
 	memset(&job, 0, sizeof(job));
 	sg_buf_init(&job.seen.keys, 4096);
@@ -357,14 +381,14 @@ test_scan(struct sg_store *st)
 	sg_key_make(&job.prefix, "db", (char *)NULL);
 	tap_is_int(scan(st, &job), SG_STORE_OK, "scan of a database");
 	tap_is_str(sg_buf_str(&job.seen.keys), "db/alice/|alice;db/bob/|bob;db/carol/|carol;",
-	    "only that database, in key order (not db2, dbx or d)");
+		"only that database, in key order (not db2, dbx or d)");
 	tap_ok(!job.seen.bad_terminator, "scan keys and values are NUL-terminated");
 
 	job.table = SG_TABLE_USER_SESSIONS;
 	sg_key_make(&job.prefix, "db", "alice", (char *)NULL);
 	tap_is_int(scan(st, &job), SG_STORE_OK, "scan of a user's sessions");
 	tap_is_str(sg_buf_str(&job.seen.keys), "db/alice/s1/|alice;db/alice/s2/|alice;",
-	    "two-part prefix selects that user only (not alicex)");
+		"two-part prefix selects that user only (not alicex)");
 
 	sg_key_make(&job.prefix, "db", "nobody", (char *)NULL);
 	tap_is_int(scan(st, &job), SG_STORE_OK, "scan with no match");
@@ -383,7 +407,7 @@ test_scan(struct sg_store *st)
 	tap_is_int(scan(st, &job), SG_STORE_OK, "scan stopped early");
 	tap_is_int(job.seen.calls, 2, "stops when fn returns 1");
 	tap_is_str(sg_buf_str(&job.seen.keys), "db/alice/s1/|alice;db/alice/s2/|alice;",
-	    "after the first two records");
+		"after the first two records");
 	job.seen.stop_after = 0;
 	job.seen.fail_with = -7;
 	tap_is_int(scan(st, &job), -7, "fn's negative result is passed on");
@@ -413,19 +437,19 @@ test_abort(struct sg_store *st)
 	why = 42;
 	sg_error_clear(&err);
 	tap_is_int(sg_store_run(st, 0, put_then_abort, &why, &err), 42,
-	    "fn's own result is returned");
+		"fn's own result is returned");
 	tap_is_int(do_op(st, OP_GET, SG_TABLE_USERS, "db", "aborted", NULL, NULL),
-	    SG_STORE_NOTFOUND, "and nothing was written");
+		SG_STORE_NOTFOUND, "and nothing was written");
 	why = SG_STORE_NOTFOUND;
 	tap_is_int(sg_store_run(st, 0, put_then_abort, &why, &err), SG_STORE_NOTFOUND,
-	    "abort with NOTFOUND");
+		"abort with NOTFOUND");
 	why = SG_STORE_FAIL;
 	err.status = 418;
 	tap_is_int(sg_store_run(st, 0, put_then_abort, &why, &err), SG_STORE_FAIL,
-	    "abort with FAIL");
+		"abort with FAIL");
 	tap_is_int(err.status, 418, "fn's own failure leaves err to the caller");
 	tap_is_int(do_op(st, OP_GET, SG_TABLE_USERS, "db", "aborted", NULL, NULL),
-	    SG_STORE_NOTFOUND, "still nothing written");
+		SG_STORE_NOTFOUND, "still nothing written");
 }
 
 struct big_put {
@@ -476,16 +500,16 @@ test_limits(struct sg_store *st)
 	bp.n = SG_STORE_VALUE_MAX + 1;
 	sg_error_clear(&err);
 	tap_is_int(sg_store_run(st, 0, put_big, &bp, &err), SG_STORE_FAIL,
-	    "value over the cap fails the transaction");
+		"value over the cap fails the transaction");
 	tap_is_int(bp.put_result, SG_STORE_FAIL, "put refuses it");
 	tap_is_int(err.status, 500, "with status 500");
 	tap_ok(strstr(err.reason, storedir) != NULL, "reason names the store");
 	bp.n = SG_STORE_VALUE_MAX;
 	tap_is_int(sg_store_run(st, 0, put_big, &bp, &err), SG_STORE_OK,
-	    "value at the cap is stored");
+		"value at the cap is stored");
 	sg_buf_init(&v, SG_STORE_VALUE_MAX);
 	tap_is_int(do_op(st, OP_GET, SG_TABLE_PROVIDERS, "db", "big", NULL, &v), SG_STORE_OK,
-	    "and read back");
+		"and read back");
 	tap_is_int((long long)v.len, SG_STORE_VALUE_MAX, "whole");
 	tap_ok(v.len > 0 && v.data[0] == 'v' && v.data[v.len - 1] == 'v', "intact");
 	sg_buf_free(&v);
@@ -498,14 +522,14 @@ test_limits(struct sg_store *st)
 		sg_buf_free(&op.out);
 		sg_buf_init(&op.out, 8);
 		tap_is_int(sg_store_run(st, 0, run_op, &op, &err), SG_STORE_FAIL,
-		    "value larger than the caller's buffer fails");
+			"value larger than the caller's buffer fails");
 		tap_is_int(op.result, SG_STORE_FAIL, "get refuses it");
 		tap_is_int((long long)op.out.len, 0, "buffer left empty");
 		sg_buf_free(&op.out);
 	}
 
 	tap_is_int(sg_store_run(st, 0, bad_args, results, &err), SG_STORE_OK,
-	    "bad arguments do not break the transaction");
+		"bad arguments do not break the transaction");
 	tap_is_int(results[0], SG_STORE_FAIL, "empty key refused by put");
 	tap_is_int(results[1], SG_STORE_FAIL, "empty key refused by get");
 	tap_is_int(results[2], SG_STORE_FAIL, "unknown table refused");
@@ -582,6 +606,65 @@ test_reopen(struct sg_store **stp)
 	sg_buf_free(&v);
 }
 
+/* Runs a child that opens the store and then dies (kill) or closes it. */
+static int
+child_open(int die)
+{
+	struct sg_store *st;
+	struct sg_error err;
+	pid_t pid;
+	int status;
+
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		if (sg_store_open(storedir, &st, &err) != 0)
+			_exit(1);
+		if (die)
+			kill(getpid(), SIGKILL);
+		sg_store_close(st);
+		_exit(0);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return -1;
+	if (WIFSIGNALED(status))
+		return WTERMSIG(status) == SIGKILL ? 9 : -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static ino_t
+region_inode(void)
+{
+	char path[4400];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/__db.001", storedir);
+	return stat(path, &sb) == 0 ? sb.st_ino : 0;
+}
+
+/*
+ * Another process dies with the store open; the next opener recovers it,
+ * which panics this process's environment: the next transaction here
+ * reopens it without the caller noticing.
+ */
+static void
+test_recovered_elsewhere(struct sg_store *st)
+{
+	struct sg_buf v;
+	ino_t before;
+
+	sg_buf_init(&v, 1024);
+	before = region_inode();
+	tap_is_int(child_open(1), 9, "a process dies with the store open");
+	tap_is_int(child_open(0), 0, "the next opener works");
+	tap_ok(region_inode() != before, "and recovered the environment");
+	tap_is_int(do_op(st, OP_GET, SG_TABLE_USERS, "db", "alice", NULL, &v), SG_STORE_OK,
+		"this handle reads after the recovery");
+	tap_is_str(sg_buf_str(&v), "v2", "the committed record");
+	tap_is_int(do_op(st, OP_PUT, SG_TABLE_USERS, "db", "after", "1", NULL), SG_STORE_OK,
+		"and writes");
+	sg_buf_free(&v);
+}
+
 /* Runs sg_store_verify(path) in a child; returns its err.status, or 0 on success. */
 static int
 verify_in_child(const char *path)
@@ -619,8 +702,12 @@ test_backup(struct sg_store *st)
 	tap_is_int(count_files(backup, "users.db"), 1, "backup holds the tables");
 	tap_ok(count_files(backup, "log.") >= 1, "and the log");
 	tap_is_int(count_files(backup, "__db.register"), 0, "but no registry");
-	tap_is_int(sg_store_backup(st, backup, &err), -1, "backup into a non-empty directory refused");
+	tap_is_int(sg_store_backup(st, backup, &err), -1,
+		"backup into a non-empty directory refused");
 	tap_is_int(verify_in_child(storedir), 9, "verify refuses a store another process uses");
+	sg_error_clear(&err);
+	tap_is_int(sg_store_verify(storedir, &err), -1, "and one this process has open");
+	tap_is_int(err.status, 409, "as in use");
 
 	sg_error_clear(&err);
 	tap_is_int(sg_store_verify(backup, &err), 0, "backup verifies");
@@ -635,10 +722,10 @@ test_backup(struct sg_store *st)
 		do_op(bst, OP_GET, SG_TABLE_STATES, "db", "counter", NULL, &v);
 		tap_is_str(sg_buf_str(&v), "25", "backup holds the counter");
 		tap_is_int(do_op(bst, OP_GET, SG_TABLE_SESSIONS, "db", "fill000095", NULL, &v),
-		    SG_STORE_OK, "backup holds the last large record");
+			SG_STORE_OK, "backup holds the last large record");
 		tap_is_int((long long)v.len, 128 * 1024, "whole");
 		tap_is_int(do_op(bst, OP_PUT, SG_TABLE_USERS, "db", "new", "n", NULL), SG_STORE_OK,
-		    "backup is writable");
+			"backup is writable");
 	}
 	sg_store_close(bst);
 	tap_is_int(verify_in_child(backup), 0, "backup verifies after use");
@@ -668,7 +755,7 @@ main(void)
 	sg_log_open("test_store", 0, SG_LOG_ERR);
 	base = getenv("TMPDIR");
 	snprintf(tmpdir, sizeof(tmpdir), "%s/sgstore.XXXXXX",
-	    base != NULL && *base != '\0' ? base : "/tmp");
+		base != NULL && *base != '\0' ? base : "/tmp");
 	if (mkdtemp(tmpdir) == NULL) {
 		perror("mkdtemp");
 		return 1;
@@ -691,6 +778,7 @@ main(void)
 	test_abort(st);
 	test_limits(st);
 	test_reopen(&st);
+	test_recovered_elsewhere(st);
 	test_checkpoint(st);
 	test_backup(st);
 	sg_store_close(st);

@@ -6,11 +6,16 @@
  *     (default 3); every commit is reported to the parent over a pipe.
  *     Afterwards each counter equals the number of reported increments,
  *     the unique keys are exactly the reported ones, and no process saw
- *     anything but retries.
+ *     anything but retries.  A hot backup taken halfway verifies and is
+ *     consistent (its counters add up to its keys).
  * (b) A writer is killed with SIGKILL at random moments, round after
  *     round, first alone and then beside a live process that keeps its
- *     handle open and keeps working.  Afterwards a fresh open works, every
- *     commit reported before a kill is there, and the store verifies.
+ *     handle open and keeps working.  A victim killed inside Berkeley DB
+ *     can leave a region mutex held; a live process blocked on it is freed
+ *     by the store's stall watchdog and reopens the environment.  After
+ *     every kill the same live process commits again within
+ *     PROGRESS_TIMEOUT_MS.  Afterwards a fresh open works, every commit
+ *     reported before a kill is there, and the store verifies.
  */
 #include "autoconf.h"
 
@@ -41,7 +46,10 @@
 #define COUNTERS 3
 #define KILL_ROUNDS_ALONE 3
 #define KILL_ROUNDS_BESIDE 8
-/* How long the live process may take to commit again after a kill. */
+/*
+ * How long the live process may take to commit again after a kill: a
+ * recovery, or the store's stall watchdog (a few seconds), fits in it.
+ */
 #define PROGRESS_TIMEOUT_MS 20000
 
 static char tmpdir[4096];
@@ -53,14 +61,6 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
 }
 
 static void
@@ -167,12 +167,12 @@ strset_free(struct strset *s)
 }
 
 struct tally {
-	struct strset acked;            /* unique keys whose commit was reported */
-	long increments[COUNTERS];      /* reported increments per counter */
-	long shared;                    /* reported increments of the shared counter */
-	long unknown;                   /* commits whose outcome was unknown */
-	long failures;                  /* anything else that failed */
-	int done;                       /* children that finished cleanly */
+	struct strset acked;       /* unique keys whose commit was reported */
+	long increments[COUNTERS]; /* reported increments per counter */
+	long shared;               /* reported increments of the shared counter */
+	long unknown;              /* commits whose outcome was unknown */
+	long failures;             /* anything else that failed */
+	int done;                  /* children that finished cleanly */
 	char first_failure[600];
 };
 
@@ -201,7 +201,7 @@ tally_line(struct tally *t, char *line)
 		break;
 	case 'F':
 		if (t->failures++ == 0)
-			snprintf(t->first_failure, sizeof(t->first_failure), "%s", line);
+			snprintf(t->first_failure, sizeof(t->first_failure), "%.500s", line);
 		break;
 	case 'D':
 		t->done++;
@@ -210,7 +210,7 @@ tally_line(struct tally *t, char *line)
 }
 
 struct reader {
-	int fd;                 /* -1 once at end of file */
+	int fd; /* -1 once at end of file */
 	char buf[8192];
 	size_t len;
 	long lines;
@@ -301,10 +301,10 @@ spawn(void (*fn)(void *, int), void *arg, struct reader *r)
 /* ---- transaction bodies ---- */
 
 struct work {
-	const char *unique;     /* key part of the unique record */
-	int counter;            /* which counter (COUNTERS: the shared one) */
-	int order;              /* 0: counter first, 1: insert first */
-	int plain_read;         /* read the counter without FOR_UPDATE */
+	const char *unique; /* key part of the unique record */
+	int counter;        /* which counter (COUNTERS: the shared one) */
+	int order;          /* 0: counter first, 1: insert first */
+	int plain_read;     /* read the counter without FOR_UPDATE */
 };
 
 static int
@@ -319,8 +319,7 @@ bump(struct sg_txn *txn, const struct work *w)
 	snprintf(name, sizeof(name), "counter%d", w->counter);
 	sg_key_make(&k, "db", name, (char *)NULL);
 	sg_buf_init(&v, 64);
-	rc = sg_store_get(txn, SG_TABLE_STATES, &k,
-	    w->plain_read ? 0 : SG_GET_FOR_UPDATE, &v);
+	rc = sg_store_get(txn, SG_TABLE_STATES, &k, w->plain_read ? 0 : SG_GET_FOR_UPDATE, &v);
 	if (rc == SG_STORE_OK)
 		n = strtol(sg_buf_str(&v), NULL, 10);
 	else if (rc != SG_STORE_NOTFOUND)
@@ -360,8 +359,7 @@ work_fn(struct sg_txn *txn, void *arg)
 }
 
 static int
-count_record(const char *key, size_t klen, const char *val, size_t vlen,
-    void *arg)
+count_record(const char *key, size_t klen, const char *val, size_t vlen, void *arg)
 {
 	(void)key;
 	(void)klen;
@@ -398,8 +396,44 @@ work_once(struct sg_store *st, int fd, struct work *w, unsigned flags)
 	else if (rc == SG_STORE_FAIL && strstr(err.reason, "outcome is unknown") != NULL)
 		report(fd, "U\n");
 	else
-		report(fd, "F %s rc=%d status=%d %s\n", w->unique, rc, err.status,
-		    err.reason);
+		report(fd, "F %s rc=%d status=%d %s\n", w->unique, rc, err.status, err.reason);
+}
+
+static long
+count_lines(const char *name, const char *needle)
+{
+	char path[4200], line[2048];
+	long n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, needle) != NULL)
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* The largest N of the "committed after N tries" lines of a log. */
+static long
+most_tries(const char *name)
+{
+	char path[4200], line[2048];
+	const char *p;
+	long n, most = 1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if ((p = strstr(line, "committed after ")) != NULL &&
+			(n = strtol(p + 16, NULL, 10)) > most)
+			most = n;
+	fclose(f);
+	return most;
 }
 
 /* ---- (a) eight processes on the same keys ---- */
@@ -422,6 +456,8 @@ stress_child(void *argp, int fd)
 	unsigned r;
 
 	log_to("stress.log");
+	/* Debug lines say how many tries each contended commit took. */
+	sg_log_open("child", 0, SG_LOG_DEBUG);
 	r = (unsigned)getpid() * 2654435761U;
 	if (sg_store_open(a->path, &st, &err) != 0) {
 		report(fd, "F open %s\n", err.reason);
@@ -466,8 +502,7 @@ snap_key(const char *key, size_t klen, const char *val, size_t vlen, void *arg)
 }
 
 static int
-snap_counter(const char *key, size_t klen, const char *val, size_t vlen,
-    void *arg)
+snap_counter(const char *key, size_t klen, const char *val, size_t vlen, void *arg)
 {
 	struct snapshot *s = arg;
 	long k;
@@ -535,14 +570,18 @@ test_stress(int seconds)
 	struct stress_arg args[STRESS_PROCS];
 	struct reader readers[STRESS_PROCS], *rs[STRESS_PROCS];
 	pid_t pids[STRESS_PROCS];
-	struct snapshot snap;
+	struct snapshot snap, bsnap;
+	struct sg_store *bst;
+	struct sg_error err;
 	struct tally t;
-	char path[4200];
-	int i, status, clean;
+	char path[4200], backup[4200];
+	int i, status, clean, backed_up = 0;
 	long total;
+	size_t k;
 
 	memset(&t, 0, sizeof(t));
 	memset(&snap, 0, sizeof(snap));
+	memset(&bsnap, 0, sizeof(bsnap));
 	snprintf(path, sizeof(path), "%s/stress", tmpdir);
 	for (i = 0; i < STRESS_PROCS; i++) {
 		args[i].path = path;
@@ -551,11 +590,21 @@ test_stress(int seconds)
 		pids[i] = spawn(stress_child, &args[i], &readers[i]);
 		rs[i] = &readers[i];
 	}
+	/* A hot backup in the middle of the run. */
+	snprintf(backup, sizeof(backup), "%s/stress-backup", tmpdir);
+	pump_until(rs, STRESS_PROCS, &t, now_ms() + seconds * 1000 / 2);
+	sg_error_clear(&err);
+	bst = NULL;
+	if (sg_store_open(path, &bst, &err) == 0)
+		backed_up = sg_store_backup(bst, backup, &err) == 0;
+	if (err.status != 0)
+		printf("#   backup: %s\n", err.reason);
+	sg_store_close(bst);
 	pump_until(rs, STRESS_PROCS, &t, now_ms() + seconds * 1000 + 60000);
 	clean = 1;
 	for (i = 0; i < STRESS_PROCS; i++)
-		if (pids[i] < 0 || waitpid(pids[i], &status, 0) != pids[i] ||
-		    !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		if (pids[i] < 0 || waitpid(pids[i], &status, 0) != pids[i] || !WIFEXITED(status) ||
+			WEXITSTATUS(status) != 0)
 			clean = 0;
 	tap_ok(clean, "eight processes ran and exited cleanly");
 	tap_is_int(t.done, STRESS_PROCS, "every process finished its run");
@@ -563,14 +612,14 @@ test_stress(int seconds)
 		printf("#   first: %s\n", t.first_failure);
 	tap_is_int(t.unknown, 0, "no commit of unknown outcome");
 	tap_ok(t.acked.n > STRESS_PROCS * 10, "many transactions committed");
-	printf("# %zu transactions committed by %d processes in %d s\n",
-	    t.acked.n, STRESS_PROCS, seconds);
+	printf("# %zu transactions committed by %d processes in %d s; the most tries one "
+	       "took: %ld\n",
+		t.acked.n, STRESS_PROCS, seconds, most_tries("stress.log"));
 
 	tap_is_int(take_snapshot(path, &snap), SG_STORE_OK, "store reads after the run");
 	strset_sort(&t.acked);
 	tap_is_int(missing_keys(&t, &snap), 0, "every acknowledged insert is present");
-	tap_is_int((long long)snap.keys.n, (long long)t.acked.n,
-	    "and nothing else was committed");
+	tap_is_int((long long)snap.keys.n, (long long)t.acked.n, "and nothing else was committed");
 	total = 0;
 	for (i = 0; i < COUNTERS; i++) {
 		char name[64];
@@ -580,6 +629,28 @@ test_stress(int seconds)
 		total += snap.counters[i];
 	}
 	tap_is_int(total, (long long)t.acked.n, "increments add up to the commits");
+
+	/*
+	 * Every transaction bumped one counter and inserted one key: a
+	 * consistent copy holds as many keys as the counters add up to, all
+	 * of them committed in the end.
+	 */
+	tap_ok(backed_up, "hot backup while eight processes write");
+	sg_error_clear(&err);
+	tap_is_int(sg_store_verify(backup, &err), 0, "the backup verifies");
+	if (err.status != 0)
+		printf("#   %s\n", err.reason);
+	tap_is_int(take_snapshot(backup, &bsnap), SG_STORE_OK, "the backup opens as a store");
+	total = 0;
+	for (i = 0; i < COUNTERS; i++)
+		total += bsnap.counters[i];
+	if (!tap_ok(bsnap.keys.n > 0 && bsnap.keys.n < snap.keys.n, "it holds part of the run"))
+		printf("#   %zu of %zu records\n", bsnap.keys.n, snap.keys.n);
+	tap_is_int(total, (long long)bsnap.keys.n, "and is transactionally consistent");
+	for (k = 0; k < bsnap.keys.n && strset_has(&snap.keys, bsnap.keys.v[k]); k++)
+		continue;
+	tap_is_int((long long)k, (long long)bsnap.keys.n, "every key in it was committed");
+	strset_free(&bsnap.keys);
 	strset_free(&snap.keys);
 	strset_free(&t.acked);
 }
@@ -597,7 +668,7 @@ on_usr1(int sig)
 
 struct kill_arg {
 	const char *path;
-	const char *prefix;     /* of the unique keys */
+	const char *prefix; /* of the unique keys */
 	unsigned flags;
 };
 
@@ -628,23 +699,6 @@ writer_child(void *argp, int fd)
 	sg_store_close(st);
 	report(fd, "D\n");
 	_exit(0);
-}
-
-static long
-count_lines(const char *name, const char *needle)
-{
-	char path[4200], line[2048];
-	long n = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, needle) != NULL)
-			n++;
-	fclose(f);
-	return n;
 }
 
 static void
@@ -690,8 +744,7 @@ test_kill(void)
 		rs[1] = &live_r;
 		r = r * 1103515245U + 12345U;
 		/* Some kills land while the victim opens (and recovers), most later. */
-		pump_until(rs, 2, &t, now_ms() + (round % 4 == 1 ? 5 : 30) +
-		    (int)((r >> 8) % 250));
+		pump_until(rs, 2, &t, now_ms() + (round % 4 == 1 ? 5 : 30) + (int)((r >> 8) % 250));
 		if (victim_r.lines > 0)
 			working_rounds++;
 		kill(pid, SIGKILL);
@@ -704,8 +757,7 @@ test_kill(void)
 
 			before = live_r.lines;
 			rs[0] = &live_r;
-			while (live_r.fd >= 0 && live_r.lines < before + 3 &&
-			    now_ms() < until)
+			while (live_r.fd >= 0 && live_r.lines < before + 3 && now_ms() < until)
 				pump_until(rs, 1, &t, now_ms() + 50);
 			if (live_r.lines < before + 3) {
 				progress_ok = 0;
@@ -735,17 +787,17 @@ test_kill(void)
 	if (live_pid > 0) {
 		kill(live_pid, SIGUSR1);
 		pump_until(rs, 1, &t, now_ms() + 30000);
-		live_clean = waitpid(live_pid, &status, 0) == live_pid &&
-		    WIFEXITED(status) && WEXITSTATUS(status) == 0;
+		live_clean = waitpid(live_pid, &status, 0) == live_pid && WIFEXITED(status) &&
+			WEXITSTATUS(status) == 0;
 	}
 	tap_ok(live_clean, "live process stopped cleanly");
 	tap_is_int(t.done, 1, "it finished its run");
 	if (!tap_is_int(t.failures, 0, "no failure other than retries"))
 		printf("#   first: %s\n", t.first_failure);
-	printf("# %zu commits acknowledged, %ld of unknown outcome; live process "
-	    "reopened the environment %ld times, ran %ld failure checks\n",
-	    t.acked.n, t.unknown,
-	    count_lines("live.log", "reopening"), count_lines("live.log", "failure check"));
+	printf("# %zu commits acknowledged, %ld of unknown outcome; the live process "
+	       "reopened the environment %ld times, %ld after the watchdog freed it\n",
+		t.acked.n, t.unknown, count_lines("live.log", "reopening"),
+		count_lines("live.log", "blocked in Berkeley DB"));
 
 	tap_is_int(take_snapshot(path, &snap), SG_STORE_OK, "store reads after the kills");
 	strset_sort(&t.acked);
@@ -756,15 +808,204 @@ test_kill(void)
 	if (!(extra >= 0 && extra <= rounds + t.unknown))
 		printf("#   %ld unacknowledged records\n", extra);
 	tap_ok(snap.counters[COUNTERS] >= t.shared &&
-	    snap.counters[COUNTERS] <= t.shared + rounds + t.unknown,
-	    "shared counter between acknowledged and attempted increments");
-	printf("# shared counter %ld, %ld increments acknowledged\n",
-	    snap.counters[COUNTERS], t.shared);
+			snap.counters[COUNTERS] <= t.shared + rounds + t.unknown,
+		"shared counter between acknowledged and attempted increments");
+	printf("# shared counter %ld, %ld increments acknowledged\n", snap.counters[COUNTERS],
+		t.shared);
 	sg_error_clear(&err);
 	tap_is_int(sg_store_verify(path, &err), 0, "store verifies after the kills");
 	if (err.status != 0)
 		printf("#   %s\n", err.reason);
 	strset_free(&snap.keys);
+	strset_free(&t.acked);
+}
+
+/* ---- (c) the failure check frees what a dead process held ---- */
+
+struct failchk_arg {
+	const char *path;
+	int go; /* read end: the waiter starts when a byte arrives */
+};
+
+/* Writes two records and then sits, inside the transaction, until killed. */
+static int
+hold_fn(struct sg_txn *txn, void *arg)
+{
+	struct sg_key k;
+	int fd = *(int *)arg, rc;
+
+	sg_key_make(&k, "db", "held", (char *)NULL);
+	if ((rc = sg_store_put(txn, SG_TABLE_STATES, &k, "holder", 6)) != SG_STORE_OK)
+		return rc;
+	sg_key_make(&k, "db", "holder-extra", (char *)NULL);
+	if ((rc = sg_store_put(txn, SG_TABLE_SESSIONS, &k, "x", 1)) != SG_STORE_OK)
+		return rc;
+	report(fd, "R\n");
+	for (;;)
+		pause();
+}
+
+static void
+holder_child(void *argp, int fd)
+{
+	struct failchk_arg *a = argp;
+	struct sg_store *st;
+	struct sg_error err;
+
+	log_to("holder.log");
+	if (sg_store_open(a->path, &st, &err) != 0) {
+		report(fd, "F open %s\n", err.reason);
+		_exit(1);
+	}
+	sg_store_run(st, 0, hold_fn, &fd, &err);
+	report(fd, "F holder went on\n");
+	_exit(1);
+}
+
+static int
+take_fn(struct sg_txn *txn, void *arg)
+{
+	struct sg_buf v;
+	struct sg_key k;
+	int rc;
+
+	(void)arg;
+	sg_key_make(&k, "db", "held", (char *)NULL);
+	sg_buf_init(&v, 64);
+	rc = sg_store_get(txn, SG_TABLE_STATES, &k, SG_GET_FOR_UPDATE, &v);
+	sg_buf_free(&v);
+	if (rc != SG_STORE_OK && rc != SG_STORE_NOTFOUND)
+		return rc;
+	return sg_store_put(txn, SG_TABLE_STATES, &k, "waiter", 6);
+}
+
+/* Opens, says so, waits for the go, then writes the record the holder locked. */
+static void
+waiter_child(void *argp, int fd)
+{
+	struct failchk_arg *a = argp;
+	struct sg_store *st;
+	struct sg_error err;
+	char c;
+
+	log_to("waiter.log");
+	if (sg_store_open(a->path, &st, &err) != 0) {
+		report(fd, "F open %s\n", err.reason);
+		_exit(1);
+	}
+	report(fd, "O\n");
+	if (read(a->go, &c, 1) != 1)
+		_exit(1);
+	sg_error_clear(&err);
+	if (sg_store_run(st, 0, take_fn, NULL, &err) == SG_STORE_OK)
+		report(fd, "A waiter 0\n");
+	else
+		report(fd, "F waiter %s\n", err.reason);
+	sg_store_close(st);
+	report(fd, "D\n");
+	_exit(0);
+}
+
+static int
+read_held(struct sg_txn *txn, void *arg)
+{
+	struct sg_buf *out = arg;
+	struct sg_buf v;
+	struct sg_key k;
+	int rc;
+
+	sg_buf_reset(&out[0]);
+	sg_buf_reset(&out[1]);
+	sg_key_make(&k, "db", "held", (char *)NULL);
+	if ((rc = sg_store_get(txn, SG_TABLE_STATES, &k, 0, &out[0])) < 0)
+		return rc;
+	sg_key_make(&k, "db", "holder-extra", (char *)NULL);
+	sg_buf_init(&v, 16);
+	rc = sg_store_get(txn, SG_TABLE_SESSIONS, &k, 0, &v);
+	sg_buf_free(&v);
+	if (rc < 0)
+		return rc;
+	sg_buf_adds(&out[1], rc == SG_STORE_NOTFOUND ? "absent" : "present");
+	return SG_STORE_OK;
+}
+
+/*
+ * A process killed in the middle of a transaction, outside any library
+ * call, leaves locks that a live process meets.  The live process's own
+ * failure check aborts the dead transaction: no recovery, no reopen.
+ */
+static void
+test_failchk(void)
+{
+	struct reader wr, hr, *rs[2];
+	struct failchk_arg a;
+	struct sg_store *st;
+	struct sg_error err;
+	struct sg_buf got[2];
+	struct tally t;
+	char path[4200];
+	pid_t waiter, holder;
+	int go[2], status, clean;
+	int64_t killed, took;
+
+	memset(&t, 0, sizeof(t));
+	snprintf(path, sizeof(path), "%s/failchk", tmpdir);
+	st = NULL;
+	tap_is_int(sg_store_open(path, &st, &err), 0, "failure check: store created");
+	sg_store_close(st);
+	if (pipe(go) != 0)
+		return;
+	a.path = path;
+	a.go = go[0];
+	waiter = spawn(waiter_child, &a, &wr);
+	close(go[0]);
+	rs[0] = &wr;
+	while (wr.fd >= 0 && wr.lines < 1)
+		pump_until(rs, 1, &t, now_ms() + 100);
+	holder = spawn(holder_child, &a, &hr);
+	rs[0] = &hr;
+	while (hr.fd >= 0 && hr.lines < 1)
+		pump_until(rs, 1, &t, now_ms() + 100);
+	tap_is_int(t.failures, 0, "holder locked the record, waiter opened");
+	/* The waiter meets the holder's lock and retries; the holder is alive. */
+	if (write(go[1], "g", 1) != 1)
+		return;
+	rs[0] = &wr;
+	pump_until(rs, 1, &t, now_ms() + 400);
+	tap_is_int((long long)t.acked.n, 0, "waiter waits while the holder lives");
+	kill(holder, SIGKILL);
+	waitpid(holder, &status, 0);
+	killed = now_ms();
+	rs[1] = &hr;
+	while (wr.fd >= 0 && t.acked.n == 0 && now_ms() - killed < 15000)
+		pump_until(rs, 2, &t, now_ms() + 20);
+	took = now_ms() - killed;
+	tap_is_int((long long)t.acked.n, 1, "waiter commits after the holder dies");
+	tap_ok(took < 3000, "soon after");
+	if (took >= 3000)
+		printf("#   after %lld ms\n", (long long)took);
+	pump_until(rs, 2, &t, now_ms() + 10000);
+	clean = waitpid(waiter, &status, 0) == waiter && WIFEXITED(status) &&
+		WEXITSTATUS(status) == 0;
+	close(go[1]);
+	tap_ok(clean && t.done == 1 && t.failures == 0, "waiter finished cleanly");
+	tap_ok(count_lines("waiter.log", "Aborting txn") >= 1,
+		"its failure check aborted the dead transaction");
+	tap_is_int(count_lines("waiter.log", "reopening"), 0, "without a recovery");
+
+	sg_buf_init(&got[0], 64);
+	sg_buf_init(&got[1], 64);
+	st = NULL;
+	sg_error_clear(&err);
+	if (sg_store_open(path, &st, &err) == 0 &&
+		sg_store_run(st, 0, read_held, got, &err) == SG_STORE_OK) {
+		tap_is_str(sg_buf_str(&got[0]), "waiter", "the waiter's write is there");
+		tap_is_str(sg_buf_str(&got[1]), "absent", "none of the dead transaction is");
+	} else
+		tap_ok(0, "store reads after the failure check");
+	sg_store_close(st);
+	sg_buf_free(&got[0]);
+	sg_buf_free(&got[1]);
 	strset_free(&t.acked);
 }
 
@@ -786,12 +1027,13 @@ main(void)
 	}
 	base = getenv("TMPDIR");
 	snprintf(tmpdir, sizeof(tmpdir), "%s/sgprocs.XXXXXX",
-	    base != NULL && *base != '\0' ? base : "/tmp");
+		base != NULL && *base != '\0' ? base : "/tmp");
 	if (mkdtemp(tmpdir) == NULL) {
 		perror("mkdtemp");
 		return 1;
 	}
 	test_stress(seconds);
+	test_failchk();
 	test_kill();
 	if (getenv("SG_KEEP_TMP") == NULL)
 		remove_tree(tmpdir);
