@@ -52,8 +52,8 @@ struct call {
 	struct sg_app *app;
 	struct sg_request *r;
 	const struct sg_db_config *db;
-	size_t n;                    /* path segments, a trailing empty one not counted */
-	char admin[ADMIN_NAME_MAX];  /* acting administrator, "-" when unnamed */
+	size_t n;                   /* path segments, a trailing empty one not counted */
+	char admin[ADMIN_NAME_MAX]; /* acting administrator, "-" when unnamed */
 };
 
 /* Returns path segment i, or "" past the end. */
@@ -86,8 +86,8 @@ refuse(struct sg_error *err, int status, const char *reason)
  * *out set: the refusal fn left in *refusal, or why the store failed.
  */
 static int
-run(struct call *c, unsigned flags, sg_txn_fn fn, void *arg,
-	struct sg_error *refusal, struct sg_error *out)
+run(struct call *c, unsigned flags, sg_txn_fn fn, void *arg, struct sg_error *refusal,
+	struct sg_error *out)
 {
 	int rc;
 
@@ -108,11 +108,10 @@ run(struct call *c, unsigned flags, sg_txn_fn fn, void *arg,
  * whatever its outcome.
  */
 static void
-write_failed(struct call *c, const char *event, const char *subject,
-	const struct sg_error *err)
+write_failed(struct call *c, const char *event, const char *subject, const struct sg_error *err)
 {
-	sg_log_event(err->status >= 500 ? SG_LOG_WARN : SG_LOG_INFO, c->db->name, c->admin,
-		event, "refused (%d %s) %s", err->status, err->reason, subject);
+	sg_log_event(err->status >= 500 ? SG_LOG_WARN : SG_LOG_INFO, c->db->name, c->admin, event,
+		"refused (%d %s) %s", err->status, err->reason, subject);
 	sg_response_from_error(c->r, err);
 }
 
@@ -189,9 +188,9 @@ end_sessions(struct sg_txn *txn, const char *db, const char *user)
 
 struct list_args {
 	const struct sg_db_config *db;
-	int roles;                   /* list roles, not users */
-	int detailed;                /* ?name_only=false */
-	json_t *out;                 /* the answer */
+	int roles;    /* list roles, not users */
+	int detailed; /* ?name_only=false */
+	json_t *out;  /* the answer */
 };
 
 static int
@@ -206,8 +205,8 @@ list_txn(struct sg_txn *txn, void *arg)
 	a->out = json_array();
 	if (a->out == NULL)
 		return SG_STORE_FAIL;
-	rc = a->roles ? sg_role_list(txn, a->db->name, a->out) :
-		sg_user_list(txn, a->db->name, a->out);
+	rc = a->roles ? sg_role_list(txn, a->db->name, a->out)
+		      : sg_user_list(txn, a->db->name, a->out);
 	if (rc != SG_STORE_OK || !a->detailed)
 		return rc;
 	names = a->out;
@@ -216,7 +215,7 @@ list_txn(struct sg_txn *txn, void *arg)
 		rc = SG_STORE_FAIL;
 		goto out;
 	}
-	json_array_foreach(names, i, item) {
+	json_array_foreach (names, i, item) {
 		rc = sg_user_load(txn, a->db, json_string_value(item), 0, &user);
 		if (rc == SG_STORE_NOTFOUND)
 			continue;
@@ -285,7 +284,7 @@ struct read_args {
 	const struct sg_db_config *db;
 	const char *name;
 	int role;
-	json_t *out;                 /* the answer; NULL when there is none */
+	json_t *out; /* the answer; NULL when there is none */
 };
 
 static int
@@ -297,8 +296,8 @@ read_txn(struct sg_txn *txn, void *arg)
 
 	json_decref(a->out);
 	a->out = NULL;
-	rc = a->role ? sg_role_load(txn, a->db->name, a->name, 0, &rec) :
-		sg_user_load(txn, a->db, a->name, 0, &rec);
+	rc = a->role ? sg_role_load(txn, a->db->name, a->name, 0, &rec)
+		     : sg_user_load(txn, a->db, a->name, 0, &rec);
 	if (rc == SG_STORE_NOTFOUND)
 		return SG_STORE_OK;
 	if (rc != SG_STORE_OK)
@@ -352,11 +351,11 @@ struct write_args {
 	const struct sg_db_config *db;
 	const char *name;
 	int role;
-	int create_only;             /* POST: an existing record is a conflict */
-	const json_t *body;          /* the document, checked inside */
-	const char *hash;            /* the new password's hash, or NULL */
-	int created;                 /* out: no record existed */
-	struct sg_error err;         /* out: why the checks refused it */
+	int create_only;     /* POST: an existing record is a conflict */
+	const json_t *body;  /* the document, checked inside */
+	const char *hash;    /* the new password's hash, or NULL */
+	int created;         /* out: no record existed */
+	struct sg_error err; /* out: why the checks refused it */
 };
 
 /*
@@ -372,8 +371,8 @@ write_txn(struct sg_txn *txn, void *arg)
 	int rc;
 
 	sg_error_clear(&a->err);
-	rc = a->role ? sg_role_load(txn, a->db->name, a->name, SG_GET_FOR_UPDATE, &current) :
-		sg_user_load(txn, a->db, a->name, SG_GET_FOR_UPDATE, &current);
+	rc = a->role ? sg_role_load(txn, a->db->name, a->name, SG_GET_FOR_UPDATE, &current)
+		     : sg_user_load(txn, a->db, a->name, SG_GET_FOR_UPDATE, &current);
 	if (rc != SG_STORE_OK && rc != SG_STORE_NOTFOUND)
 		goto out;
 	a->created = rc == SG_STORE_NOTFOUND;
@@ -390,13 +389,13 @@ write_txn(struct sg_txn *txn, void *arg)
 	}
 	if (rc != SG_STORE_OK)
 		goto out;
-	if (a->role ? sg_role_check_doc(a->body, a->name, shown, &a->err) != 0 :
-	    sg_user_check_doc(a->body, a->name, shown, &a->err) != 0) {
+	if (a->role ? sg_role_check_doc(a->body, a->name, shown, &a->err) != 0
+		    : sg_user_check_doc(a->body, a->name, shown, &a->err) != 0) {
 		rc = TXN_REFUSED;
 		goto out;
 	}
-	rec = a->role ? sg_role_merge(current, a->body, a->name) :
-		sg_user_merge(current, a->body, a->name, a->hash);
+	rec = a->role ? sg_role_merge(current, a->body, a->name)
+		      : sg_user_merge(current, a->body, a->name, a->hash);
 	if (rec == NULL) {
 		rc = SG_STORE_FAIL;
 		goto out;
@@ -418,14 +417,14 @@ out:
  * set, or -1 with err set.
  */
 static int
-hash_password(const json_t *body, const char *name, char *out, size_t outsz,
-	int *hashed, struct sg_error *err)
+hash_password(const json_t *body, const char *name, char *out, size_t outsz, int *hashed,
+	struct sg_error *err)
 {
 	const json_t *pw = json_object_get(body, "password");
 
 	*hashed = 0;
 	if (strcmp(name, SG_GUEST) == 0 || !json_is_string(pw) || json_string_length(pw) < 3 ||
-	    memchr(json_string_value(pw), '\0', json_string_length(pw)) != NULL)
+		memchr(json_string_value(pw), '\0', json_string_length(pw)) != NULL)
 		return 0;
 	if (sg_password_hash(json_string_value(pw), out, outsz, err) != 0)
 		return -1;
@@ -440,8 +439,8 @@ hash_password(const json_t *body, const char *name, char *out, size_t outsz,
 static void
 record_write(struct call *c, int role, int create_only)
 {
-	const char *event = role ? (create_only ? "role.post" : "role.put") :
-		(create_only ? "user.post" : "user.put");
+	const char *event = role ? (create_only ? "role.post" : "role.put")
+				 : (create_only ? "user.post" : "user.put");
 	struct write_args a;
 	struct sg_error err;
 	struct sg_buf subject;
@@ -473,8 +472,7 @@ record_write(struct call *c, int role, int create_only)
 			goto fail;
 		}
 		a.name = json_string_value(jname);
-		if (!sg_user_name_valid(a.name) ||
-		    strlen(a.name) != json_string_length(jname)) {
+		if (!sg_user_name_valid(a.name) || strlen(a.name) != json_string_length(jname)) {
 			sg_error_set(&err, 400, "Invalid name");
 			goto fail;
 		}
@@ -599,7 +597,7 @@ role_delete(struct call *c)
 struct end_args {
 	const struct sg_db_config *db;
 	const char *name;
-	const char *only;            /* the one session to end, or NULL for all */
+	const char *only; /* the one session to end, or NULL for all */
 	struct sg_error err;
 };
 
@@ -664,7 +662,7 @@ struct session_args {
 	long ttl;
 	time_t now;
 	struct sg_session s;
-	int expired;                 /* out (DELETE): it had already ended */
+	int expired; /* out (DELETE): it had already ended */
 	struct sg_error err;
 };
 
@@ -699,18 +697,20 @@ session_body(json_t *body, struct session_args *a, struct sg_error *err)
 	json_int_t ttl;
 
 	a->ttl = a->db->session_ttl;
-	json_object_foreach(body, key, v) {
+	json_object_foreach (body, key, v) {
 		if (strcmp(key, "name") == 0) {
 			if (!json_is_string(v))
 				return sg_error_set(err, 400, "name must be a string");
 			a->name = json_string_value(v);
-			if (!sg_user_name_valid(a->name) || strlen(a->name) != json_string_length(v))
+			if (!sg_user_name_valid(a->name) ||
+				strlen(a->name) != json_string_length(v))
 				return sg_error_set(err, 400, "Invalid name");
 		} else if (strcmp(key, "ttl") == 0) {
 			ttl = json_is_integer(v) ? json_integer_value(v) : 0;
 			if (ttl < 1 || ttl > SESSION_TTL_MAX)
 				return sg_error_set(err, 400,
-					"ttl must be an integer from 1 to %ld seconds", SESSION_TTL_MAX);
+					"ttl must be an integer from 1 to %ld seconds",
+					SESSION_TTL_MAX);
 			a->ttl = (long)ttl;
 		} else {
 			return sg_error_set(err, 400, "Unknown field %s", key);
@@ -752,8 +752,8 @@ session_post(struct call *c)
 	sg_session_time(a.s.expires, expires);
 	sg_log_event(SG_LOG_INFO, c->db->name, c->admin, "session.create",
 		"created %s session=%s ttl=%ld", sg_buf_str(&subject), tag, a.ttl);
-	out = json_pack("{s:s, s:s, s:s}", "session_id", a.s.id, "expires", expires,
-		"cookie_name", c->db->cookie_name);
+	out = json_pack("{s:s, s:s, s:s}", "session_id", a.s.id, "expires", expires, "cookie_name",
+		c->db->cookie_name);
 	if (out == NULL)
 		sg_response_error(c->r, 500, "Out of memory");
 	else
@@ -791,7 +791,7 @@ session_get(struct call *c)
 
 	memset(&a, 0, sizeof(a));
 	a.db = c->db;
-	a.name = seg(c->r, 2);    /* the session id */
+	a.name = seg(c->r, 2); /* the session id */
 	a.now = time(NULL);
 	if (run(c, 0, session_read_txn, &a, &a.err, &err) != 0) {
 		sg_response_from_error(c->r, &err);
@@ -836,7 +836,7 @@ session_delete(struct call *c)
 
 	memset(&a, 0, sizeof(a));
 	a.db = c->db;
-	a.name = seg(c->r, 2);    /* the session id */
+	a.name = seg(c->r, 2); /* the session id */
 	a.now = time(NULL);
 	sg_secure_tag(a.name, tag);
 	if (run(c, 0, session_delete_txn, &a, &a.err, &err) != 0) {
@@ -866,7 +866,7 @@ typedef void (*endpoint_fn)(struct call *c);
 struct route {
 	const char *kind;
 	size_t n;
-	const char *sub;             /* segment 3, when n > 3 */
+	const char *sub; /* segment 3, when n > 3 */
 	const char *allow;
 	endpoint_fn get, put, post, del;
 };
@@ -903,7 +903,7 @@ find_route(const struct sg_request *r, size_t n)
 
 	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if (routes[i].n == n && strcmp(seg(r, 1), routes[i].kind) == 0 &&
-		    (routes[i].sub == NULL || strcmp(seg(r, 3), routes[i].sub) == 0))
+			(routes[i].sub == NULL || strcmp(seg(r, 3), routes[i].sub) == 0))
 			return &routes[i];
 	return NULL;
 }

@@ -17,17 +17,12 @@
 #define BASIC_MAX 4096
 
 /* What one identification transaction found. */
-enum outcome {
-	FOUND,
-	NO_USER,
-	NO_SESSION,
-	DISABLED
-};
+enum outcome { FOUND, NO_USER, NO_SESSION, DISABLED };
 
 struct ident {
 	const struct sg_db_config *db;
-	const char *name;            /* the user to load, or NULL with sid */
-	const char *sid;             /* the session to follow, or NULL */
+	const char *name; /* the user to load, or NULL with sid */
+	const char *sid;  /* the session to follow, or NULL */
 	time_t now;
 	enum outcome outcome;
 	json_t *user, *channels, *roles;
@@ -92,8 +87,8 @@ ident_txn(struct sg_txn *txn, void *arg)
 
 /* Runs the identification; on success moves the grants into *p. */
 static int
-identify(struct sg_app *app, struct ident *id, enum sg_auth_kind kind,
-	struct sg_principal *p, struct sg_error *err)
+identify(struct sg_app *app, struct ident *id, enum sg_auth_kind kind, struct sg_principal *p,
+	struct sg_error *err)
 {
 	const char *name;
 
@@ -154,12 +149,12 @@ sg_auth_basic_parse(const char *b64, struct sg_buf *user, struct sg_buf *passwor
 		goto out;
 	}
 	if (memchr(sg_buf_str(&raw), '\0', raw.len) != NULL ||
-	    !sg_utf8_valid(sg_buf_str(&raw), raw.len)) {
+		!sg_utf8_valid(sg_buf_str(&raw), raw.len)) {
 		sg_error_set(err, 400, "Invalid Basic authorization header: not UTF-8 text");
 		goto out;
 	}
 	if (sg_buf_add(user, raw.data, (size_t)(colon - raw.data)) != 0 ||
-	    sg_buf_adds(password, colon + 1) != 0) {
+		sg_buf_adds(password, colon + 1) != 0) {
 		sg_error_set(err, 400, "Invalid Basic authorization header: too long");
 		goto out;
 	}
@@ -172,8 +167,7 @@ out:
 
 int
 sg_auth_password(struct sg_app *app, const struct sg_db_config *db, const char *name,
-	const char *password, int disabled_is_400, struct sg_principal *p,
-	struct sg_error *err)
+	const char *password, int disabled_is_400, struct sg_principal *p, struct sg_error *err)
 {
 	struct ident id;
 	const char *hash;
@@ -182,8 +176,7 @@ sg_auth_password(struct sg_app *app, const struct sg_db_config *db, const char *
 	memset(&id, 0, sizeof(id));
 	id.db = db;
 	id.name = name;
-	if (db->disable_password_auth || !sg_user_name_valid(name) ||
-	    strcmp(name, SG_GUEST) == 0) {
+	if (db->disable_password_auth || !sg_user_name_valid(name) || strcmp(name, SG_GUEST) == 0) {
 		sg_log_event(SG_LOG_INFO, db->name, NULL, "auth.password", "refused");
 		return sg_error_set(err, 401, "Invalid login");
 	}
@@ -195,14 +188,15 @@ sg_auth_password(struct sg_app *app, const struct sg_db_config *db, const char *
 		if (id.outcome == FOUND)
 			sg_principal_free(p);
 		ident_reset(&id);
-		sg_log_event(SG_LOG_INFO, db->name, name, "auth.password", "refused: invalid login");
+		sg_log_event(SG_LOG_INFO, db->name, name, "auth.password",
+			"refused: invalid login");
 		return sg_error_set(err, 401, "Invalid login");
 	}
 	ident_reset(&id);
 	if (id.outcome == DISABLED) {
 		sg_log_event(SG_LOG_INFO, db->name, name, "auth.password", "refused: disabled");
-		return disabled_is_400 ? sg_error_set(err, 400, "User is disabled") :
-			sg_error_set(err, 401, "Invalid login");
+		return disabled_is_400 ? sg_error_set(err, 400, "User is disabled")
+				       : sg_error_set(err, 401, "Invalid login");
 	}
 	return 0;
 }
@@ -297,9 +291,8 @@ identify_guest(struct sg_app *app, const struct sg_db_config *db, struct sg_prin
 }
 
 int
-sg_auth_identify(struct sg_app *app, const struct sg_db_config *db,
-	const struct sg_request *r, unsigned mask, struct sg_principal *p,
-	struct sg_error *err)
+sg_auth_identify(struct sg_app *app, const struct sg_db_config *db, const struct sg_request *r,
+	unsigned mask, struct sg_principal *p, struct sg_error *err)
 {
 	const char *authz = sg_request_param(r, "HTTP_AUTHORIZATION");
 	const char *v;
@@ -308,7 +301,8 @@ sg_auth_identify(struct sg_app *app, const struct sg_db_config *db,
 
 	memset(p, 0, sizeof(*p));
 	if (authz != NULL && *authz != '\0') {
-		if ((v = scheme_value(authz, "Bearer")) != NULL && (mask & (1u << SG_AUTH_BEARER))) {
+		if ((v = scheme_value(authz, "Bearer")) != NULL &&
+			(mask & (1u << SG_AUTH_BEARER))) {
 			/* No ID token provider is configured for this database. */
 			sg_log_event(SG_LOG_INFO, db->name, NULL, "auth.bearer",
 				"refused: no provider accepts the token");
@@ -323,7 +317,7 @@ sg_auth_identify(struct sg_app *app, const struct sg_db_config *db,
 		found = sg_request_cookie(r, db->cookie_name, &sid);
 		if (found == 1)
 			rc = identify_session(app, db, sg_buf_str(&sid), p, err);
-		else if (found < 0)  /* longer than any session id */
+		else if (found < 0) /* longer than any session id */
 			rc = sg_error_set(err, 401, "Session Invalid");
 		else
 			rc = 0;
@@ -360,8 +354,8 @@ sg_auth_admin(struct sg_app *app, const struct sg_request *r, struct sg_error *e
 	sg_error_set(err, 401, "Invalid login");
 	for (i = 0; i < app->cfg->n_admins; i++)
 		if (strcmp(app->cfg->admins[i].name, sg_buf_str(&user)) == 0 &&
-		    sg_password_verify(sg_buf_str(&user), sg_buf_str(&password),
-		    app->cfg->admins[i].hash))
+			sg_password_verify(sg_buf_str(&user), sg_buf_str(&password),
+				app->cfg->admins[i].hash))
 			rc = 0;
 	if (rc != 0)
 		sg_log_event(SG_LOG_INFO, NULL, sg_buf_str(&user), "auth.admin", "refused");
@@ -375,8 +369,7 @@ out:
 }
 
 void
-sg_auth_refuse(struct sg_request *r, const struct sg_db_config *db,
-	const struct sg_error *err)
+sg_auth_refuse(struct sg_request *r, const struct sg_db_config *db, const struct sg_error *err)
 {
 	if (err->status == 401 && (db == NULL || db->send_www_authenticate))
 		sg_response_header(r, "WWW-Authenticate", "Basic realm=\"syncgate\"");
@@ -390,10 +383,10 @@ sg_auth_session_info(const struct sg_principal *p)
 	size_t i;
 
 	if (p != NULL)
-		json_array_foreach(p->channels, i, item)
+		json_array_foreach (p->channels, i, item)
 			json_object_set_new(chans, json_string_value(item), json_integer(1));
-	return json_pack("{s:[s,s], s:b, s:{s:o, s:s?}}", "authentication_handlers",
-		"default", "cookie", "ok", 1, "userCtx", "channels", chans, "name",
+	return json_pack("{s:[s,s], s:b, s:{s:o, s:s?}}", "authentication_handlers", "default",
+		"cookie", "ok", 1, "userCtx", "channels", chans, "name",
 		p != NULL && p->name[0] != '\0' ? p->name : NULL);
 }
 

@@ -17,19 +17,14 @@
 #include "request.h"
 #include "session.h"
 
-enum sg_auth_kind {
-	SG_AUTH_BEARER,
-	SG_AUTH_BASIC,
-	SG_AUTH_SESSION,
-	SG_AUTH_GUEST
-};
+enum sg_auth_kind { SG_AUTH_BEARER, SG_AUTH_BASIC, SG_AUTH_SESSION, SG_AUTH_GUEST };
 
 struct sg_principal {
 	enum sg_auth_kind kind;
-	char name[SG_NAME_MAX + 1];  /* "" for GUEST */
-	json_t *channels;            /* owned: sorted channel names, "!" included */
-	json_t *roles;               /* owned: sorted role names */
-	struct sg_session session;   /* the session used (kind SG_AUTH_SESSION) */
+	char name[SG_NAME_MAX + 1]; /* "" for GUEST */
+	json_t *channels;           /* owned: sorted channel names, "!" included */
+	json_t *roles;              /* owned: sorted role names */
+	struct sg_session session;  /* the session used (kind SG_AUTH_SESSION) */
 };
 
 /* Returns "bearer", "basic", "session" or "guest". */
@@ -43,12 +38,12 @@ const char *sg_auth_kind_name(enum sg_auth_kind kind);
  * login", 401 "Session Invalid", 400 for a malformed Authorization header,
  * 503/500 for store failures.
  */
-int sg_auth_identify(struct sg_app *app, const struct sg_db_config *db,
-	const struct sg_request *r, unsigned mask, struct sg_principal *p,
-	struct sg_error *err);
+int sg_auth_identify(struct sg_app *app, const struct sg_db_config *db, const struct sg_request *r,
+	unsigned mask, struct sg_principal *p, struct sg_error *err);
 
-#define SG_AUTH_ALL ((1u << SG_AUTH_BEARER) | (1u << SG_AUTH_BASIC) | \
-	(1u << SG_AUTH_SESSION) | (1u << SG_AUTH_GUEST))
+#define SG_AUTH_ALL                                                                                \
+	((1u << SG_AUTH_BEARER) | (1u << SG_AUTH_BASIC) | (1u << SG_AUTH_SESSION) |                \
+		(1u << SG_AUTH_GUEST))
 
 /*
  * Checks a name and password (POST /_session, Basic).  Returns 0 with *p
@@ -56,8 +51,7 @@ int sg_auth_identify(struct sg_app *app, const struct sg_db_config *db,
  * when disabled_is_400 (else 401 "Invalid login").
  */
 int sg_auth_password(struct sg_app *app, const struct sg_db_config *db, const char *name,
-	const char *password, int disabled_is_400, struct sg_principal *p,
-	struct sg_error *err);
+	const char *password, int disabled_is_400, struct sg_principal *p, struct sg_error *err);
 
 /*
  * Fills *p for user name of db (already authenticated, e.g. by an admin
@@ -85,8 +79,8 @@ int sg_auth_admin(struct sg_app *app, const struct sg_request *r, struct sg_erro
  * Sends a refusal: err's status and reason, with WWW-Authenticate on a
  * 401 unless the database turned it off (db may be NULL: header sent).
  */
-void sg_auth_refuse(struct sg_request *r, const struct sg_db_config *db,
-	const struct sg_error *err);
+void
+sg_auth_refuse(struct sg_request *r, const struct sg_db_config *db, const struct sg_error *err);
 
 /*
  * Returns a new userCtx answer: {"authentication_handlers":["default",

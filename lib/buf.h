@@ -14,11 +14,11 @@
 #include <stddef.h>
 
 struct sg_buf {
-	char *data;   /* owned; NULL until the first add */
-	size_t len;   /* bytes used, not counting the terminator */
-	size_t cap;   /* bytes allocated */
-	size_t max;   /* largest len allowed */
-	int toobig;   /* set once an add was refused for the cap */
+	char *data; /* owned; NULL until the first add */
+	size_t len; /* bytes used, not counting the terminator */
+	size_t cap; /* bytes allocated */
+	size_t max; /* largest len allowed */
+	int toobig; /* set once an add was refused for the cap */
 };
 
 /* Initializes an empty buffer that may hold at most max bytes. */
@@ -34,8 +34,7 @@ int sg_buf_add(struct sg_buf *b, const void *p, size_t n);
 int sg_buf_adds(struct sg_buf *b, const char *s);
 
 /* Appends printf-style text; as sg_buf_add. */
-int sg_buf_addf(struct sg_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int sg_buf_addf(struct sg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Returns the content as a string: never NULL ("" when empty), borrowed. */
 const char *sg_buf_str(const struct sg_buf *b);

@@ -29,9 +29,9 @@ join(const json_t *arr, struct sg_buf *out)
 	size_t i;
 
 	sg_buf_reset(out);
-	json_array_foreach(arr, i, item) {
+	json_array_foreach (arr, i, item) {
 		if ((i > 0 && sg_buf_add(out, ",", 1) != 0) ||
-		    sg_buf_adds(out, json_string_value(item)) != 0)
+			sg_buf_adds(out, json_string_value(item)) != 0)
 			return -1;
 	}
 	return sg_buf_add(out, "", 0);
@@ -40,8 +40,8 @@ join(const json_t *arr, struct sg_buf *out)
 static void
 authorize(struct sg_app *app, const struct sg_db_config *db, struct sg_request *r)
 {
-	static const char *const names[] = {"SYNCGATE_DB", "SYNCGATE_USER",
-		"SYNCGATE_CHANNELS", "SYNCGATE_ROLES", "SYNCGATE_AUTH", "REMOTE_USER"};
+	static const char *const names[] = {"SYNCGATE_DB", "SYNCGATE_USER", "SYNCGATE_CHANNELS",
+		"SYNCGATE_ROLES", "SYNCGATE_AUTH", "REMOTE_USER"};
 	const char *values[6];
 	struct sg_principal p;
 	struct sg_error err;
@@ -84,9 +84,9 @@ set_cookie(struct sg_request *r, const struct sg_db_config *db, const char *sid)
 
 	sg_buf_init(&c, COOKIE_MAX);
 	if (sg_buf_addf(&c, "%s=%s; Path=/%s%s%s%s; SameSite=%s", db->cookie_name,
-	    sid != NULL ? sid : "", db->name, sid == NULL ? "; Max-Age=0" : "",
-	    db->cookie_http_only ? "; HttpOnly" : "", db->cookie_secure ? "; Secure" : "",
-	    db->cookie_same_site) == 0)
+		    sid != NULL ? sid : "", db->name, sid == NULL ? "; Max-Age=0" : "",
+		    db->cookie_http_only ? "; HttpOnly" : "", db->cookie_secure ? "; Secure" : "",
+		    db->cookie_same_site) == 0)
 		sg_response_header(r, "Set-Cookie", sg_buf_str(&c));
 	sg_buf_free(&c);
 }
@@ -116,7 +116,7 @@ login_body(struct sg_request *r, json_t **body, const char **name, const char **
 
 	if (sg_request_json_body(r, body, err) != 0)
 		return -1;
-	json_object_foreach(*body, key, v)
+	json_object_foreach (*body, key, v)
 		if (strcmp(key, "name") != 0 && strcmp(key, "password") != 0)
 			return sg_error_set(err, 400, "Unknown field %s", key);
 	*name = json_string_value(json_object_get(*body, "name"));

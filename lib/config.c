@@ -56,14 +56,14 @@
 #define HOST_MAX 253
 
 /* Flags of get_string. */
-#define REQUIRED 1   /* absent is an error */
-#define NULLABLE 2   /* null means unset */
+#define REQUIRED 1 /* absent is an error */
+#define NULLABLE 2 /* null means unset */
 
 /* Kinds of URL, each with its own rule (see check_url). */
 enum url_kind {
-	URL_ISSUER,    /* https, or http to loopback; no query */
-	URL_FETCH,     /* discovery_url, jwks_uri: https, or http to loopback */
-	URL_CALLBACK   /* callback_url: http or https, any host */
+	URL_ISSUER,  /* https, or http to loopback; no query */
+	URL_FETCH,   /* discovery_url, jwks_uri: https, or http to loopback */
+	URL_CALLBACK /* callback_url: http or https, any host */
 };
 
 /* What every check needs: the file name for the error line and the error. */
@@ -72,34 +72,28 @@ struct ctx {
 	struct sg_error *err;
 };
 
-static const char *const top_keys[] = {
-	"store", "logging", "http_client", "admin_users", "databases", NULL
-};
+static const char *const top_keys[] = {"store", "logging", "http_client", "admin_users",
+	"databases", NULL};
 static const char *const store_keys[] = {"path", NULL};
 static const char *const logging_keys[] = {"level", "syslog", NULL};
 static const char *const http_keys[] = {"timeout_ms", "ca_file", NULL};
-static const char *const db_keys[] = {
-	"session_cookie_name", "session_cookie_secure", "session_cookie_http_only",
-	"session_cookie_same_site", "session_ttl", "disable_password_auth",
-	"send_www_authenticate_header", "guest", "oidc", "local_jwt", NULL
-};
+static const char *const db_keys[] = {"session_cookie_name", "session_cookie_secure",
+	"session_cookie_http_only", "session_cookie_same_site", "session_ttl",
+	"disable_password_auth", "send_www_authenticate_header", "guest", "oidc", "local_jwt",
+	NULL};
 static const char *const guest_keys[] = {"disabled", "admin_channels", NULL};
 static const char *const oidc_keys[] = {"default_provider", "providers", NULL};
-static const char *const provider_keys[] = {
-	"issuer", "client_id", "validation_key", "validation_key_file",
-	"callback_url", "register", "username_claim", "user_prefix",
-	"disable_session", "scope", "include_access", "discovery_url",
-	"roles_claim", "channels_claim", NULL
-};
-static const char *const local_jwt_keys[] = {
-	"issuer", "client_id", "algorithms", "keys", "jwks_uri", "register",
-	"username_claim", "user_prefix", "roles_claim", "channels_claim", NULL
-};
+static const char *const provider_keys[] = {"issuer", "client_id", "validation_key",
+	"validation_key_file", "callback_url", "register", "username_claim", "user_prefix",
+	"disable_session", "scope", "include_access", "discovery_url", "roles_claim",
+	"channels_claim", NULL};
+static const char *const local_jwt_keys[] = {"issuer", "client_id", "algorithms", "keys",
+	"jwks_uri", "register", "username_claim", "user_prefix", "roles_claim", "channels_claim",
+	NULL};
 
 /* The signature algorithms SPEC section 7 allows: never none, never HS*. */
-static const char *const algorithms[] = {
-	"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", NULL
-};
+static const char *const algorithms[] = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512",
+	NULL};
 static const char *const same_site_values[] = {"Lax", "Strict", "None", NULL};
 static const char *const default_scope[] = {"openid", "email"};
 
@@ -108,8 +102,7 @@ static const char *const default_scope[] = {"openid", "email"};
  * path is the top-level value, named "(root)".
  */
 static int
-bad(struct ctx *c, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+bad(struct ctx *c, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static int
 bad(struct ctx *c, const char *path, const char *fmt, ...)
@@ -120,8 +113,8 @@ bad(struct ctx *c, const char *path, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	return sg_error_set(c->err, 500, "%s: %s: %s", c->file,
-	    *path != '\0' ? path : "(root)", what);
+	return sg_error_set(c->err, 500, "%s: %s: %s", c->file, *path != '\0' ? path : "(root)",
+		what);
 }
 
 static int
@@ -142,8 +135,7 @@ mark_cut(char *out, size_t size, int n)
 static void
 join(char *out, size_t size, const char *parent, const char *key)
 {
-	mark_cut(out, size, snprintf(out, size, "%s%s%s", parent,
-	    *parent != '\0' ? "." : "", key));
+	mark_cut(out, size, snprintf(out, size, "%s%s%s", parent, *parent != '\0' ? "." : "", key));
 }
 
 /* Writes "parent[i]" into out. */
@@ -177,7 +169,7 @@ check_object(struct ctx *c, json_t *obj, const char *path, const char *const *al
 
 	if (!json_is_object(obj))
 		return bad(c, path, "must be an object");
-	json_object_foreach(obj, key, v) {
+	json_object_foreach (obj, key, v) {
 		if (!in_list(key, allowed)) {
 			join(kpath, sizeof(kpath), path, key);
 			return bad(c, kpath, "unknown key");
@@ -209,8 +201,8 @@ get_object(struct ctx *c, json_t *obj, const char *parent, const char *key,
  * no key of the schema has a use for one.
  */
 static int
-get_string(struct ctx *c, json_t *obj, const char *parent, const char *key,
-	int flags, const char **out)
+get_string(struct ctx *c, json_t *obj, const char *parent, const char *key, int flags,
+	const char **out)
 {
 	char path[PATH_LEN];
 	json_t *v = json_object_get(obj, key);
@@ -226,8 +218,8 @@ get_string(struct ctx *c, json_t *obj, const char *parent, const char *key,
 		return 0;
 	}
 	if (!json_is_string(v))
-		return bad(c, path, "%s", (flags & NULLABLE) ?
-		    "must be a string or null" : "must be a string");
+		return bad(c, path, "%s",
+			(flags & NULLABLE) ? "must be a string or null" : "must be a string");
 	if (json_string_length(v) == 0)
 		return bad(c, path, "must not be empty");
 	*out = json_string_value(v);
@@ -256,8 +248,8 @@ get_bool(struct ctx *c, json_t *obj, const char *parent, const char *key, int *o
  * number with a fraction or exponent (5000.0, 5e3) is not an integer.
  */
 static int
-get_int(struct ctx *c, json_t *obj, const char *parent, const char *key,
-	long min, long max, long *out)
+get_int(struct ctx *c, json_t *obj, const char *parent, const char *key, long min, long max,
+	long *out)
 {
 	char path[PATH_LEN];
 	json_t *v = json_object_get(obj, key);
@@ -299,8 +291,8 @@ strlist_alloc(struct ctx *c, struct sg_strlist *out, size_t n)
  * def; the array of pointers is owned by out.
  */
 static int
-get_strlist(struct ctx *c, json_t *obj, const char *parent, const char *key,
-	const char *const *def, size_t ndef, struct sg_strlist *out)
+get_strlist(struct ctx *c, json_t *obj, const char *parent, const char *key, const char *const *def,
+	size_t ndef, struct sg_strlist *out)
 {
 	char path[PATH_LEN];
 	json_t *v = json_object_get(obj, key), *e;
@@ -316,13 +308,13 @@ get_strlist(struct ctx *c, json_t *obj, const char *parent, const char *key,
 	join(path, sizeof(path), parent, key);
 	if (!json_is_array(v))
 		return bad(c, path, "must be an array of strings");
-	json_array_foreach(v, i, e) {
+	json_array_foreach (v, i, e) {
 		if (!json_is_string(e))
 			return bad(c, path, "must be an array of strings");
 	}
 	if (strlist_alloc(c, out, json_array_size(v)) != 0)
 		return -1;
-	json_array_foreach(v, i, e)
+	json_array_foreach (v, i, e)
 		out->v[i] = json_string_value(e);
 	return 0;
 }
@@ -354,7 +346,7 @@ valid_provider_name(const char *s)
 		return 0;
 	for (i = 0; s[i] != '\0'; i++) {
 		if ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '-')
+			(s[i] >= '0' && s[i] <= '9') || s[i] == '-')
 			continue;
 		return 0;
 	}
@@ -371,7 +363,7 @@ valid_cookie_name(const char *s)
 		return 0;
 	for (i = 0; s[i] != '\0'; i++) {
 		if ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		    (s[i] >= '0' && s[i] <= '9'))
+			(s[i] >= '0' && s[i] <= '9'))
 			continue;
 		if (strchr("!#$%&'*+-.^_`|~", s[i]) == NULL)
 			return 0;
@@ -466,13 +458,15 @@ check_url(struct ctx *c, const char *path, const char *url, enum url_kind kind)
 		https = 0;
 		auth = url + 7;
 	} else {
-		return bad(c, path, "%s", kind == URL_CALLBACK ?
-		    "must be an http or https URL" : "must be an https URL");
+		return bad(c, path, "%s",
+			kind == URL_CALLBACK ? "must be an http or https URL"
+					     : "must be an https URL");
 	}
 	for (p = url; *p != '\0'; p++)
 		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-			return bad(c, path, "must be a URL without spaces, control or "
-			    "non-ASCII characters");
+			return bad(c, path,
+				"must be a URL without spaces, control or "
+				"non-ASCII characters");
 	if (strchr(url, '#') != NULL)
 		return bad(c, path, "must not have a fragment");
 	if (kind == URL_ISSUER && strchr(url, '?') != NULL)
@@ -508,9 +502,9 @@ check_url(struct ctx *c, const char *path, const char *url, enum url_kind kind)
 		host[hlen] = '\0';
 		for (i = 0; i < hlen; i++) {
 			if ((host[i] >= 'a' && host[i] <= 'z') ||
-			    (host[i] >= 'A' && host[i] <= 'Z') ||
-			    (host[i] >= '0' && host[i] <= '9') ||
-			    host[i] == '.' || host[i] == '-' || host[i] == '_')
+				(host[i] >= 'A' && host[i] <= 'Z') ||
+				(host[i] >= '0' && host[i] <= '9') || host[i] == '.' ||
+				host[i] == '-' || host[i] == '_')
 				continue;
 			return bad(c, path, "has an invalid host");
 		}
@@ -536,8 +530,8 @@ check_url(struct ctx *c, const char *path, const char *url, enum url_kind kind)
 
 /* Reads a string member that must be a URL of kind, if present. */
 static int
-get_url(struct ctx *c, json_t *obj, const char *parent, const char *key,
-	int flags, enum url_kind kind, const char **out)
+get_url(struct ctx *c, json_t *obj, const char *parent, const char *key, int flags,
+	enum url_kind kind, const char **out)
 {
 	char path[PATH_LEN];
 
@@ -582,12 +576,12 @@ read_secret_file(struct ctx *c, const char *path, const char *fname, char **out)
 	}
 	if (st.st_mode & S_IROTH) {
 		bad(c, path, "%s is readable by others (mode %04o)", fname,
-		    (unsigned int)(st.st_mode & 07777));
+			(unsigned int)(st.st_mode & 07777));
 		goto out;
 	}
 	if (st.st_mode & S_IRWXO) {
 		bad(c, path, "%s is writable by others (mode %04o)", fname,
-		    (unsigned int)(st.st_mode & 07777));
+			(unsigned int)(st.st_mode & 07777));
 		goto out;
 	}
 	while (len < sizeof(tmp)) {
@@ -643,7 +637,7 @@ parse_scope(struct ctx *c, json_t *obj, const char *parent, struct sg_strlist *o
 	int openid = 0;
 
 	if (get_strlist(c, obj, parent, "scope", default_scope,
-	    sizeof(default_scope) / sizeof(default_scope[0]), out) != 0)
+		    sizeof(default_scope) / sizeof(default_scope[0]), out) != 0)
 		return -1;
 	join(path, sizeof(path), parent, "scope");
 	for (i = 0; i < out->n; i++) {
@@ -673,22 +667,22 @@ parse_provider(struct ctx *c, json_t *obj, const char *path, const char *name,
 	if (check_object(c, obj, path, provider_keys) != 0)
 		return -1;
 	if (get_url(c, obj, path, "issuer", REQUIRED, URL_ISSUER, &p->issuer) != 0 ||
-	    get_string(c, obj, path, "client_id", REQUIRED, &p->client_id) != 0 ||
-	    get_string(c, obj, path, "validation_key", NULLABLE, &key) != 0 ||
-	    get_string(c, obj, path, "validation_key_file", NULLABLE,
-	    &p->validation_key_file) != 0 ||
-	    get_url(c, obj, path, "callback_url", NULLABLE, URL_CALLBACK,
-	    &p->callback_url) != 0 ||
-	    get_bool(c, obj, path, "register", &p->register_users) != 0 ||
-	    get_string(c, obj, path, "username_claim", NULLABLE, &p->username_claim) != 0 ||
-	    get_string(c, obj, path, "user_prefix", NULLABLE, &p->user_prefix) != 0 ||
-	    get_bool(c, obj, path, "disable_session", &p->disable_session) != 0 ||
-	    parse_scope(c, obj, path, &p->scope) != 0 ||
-	    get_bool(c, obj, path, "include_access", &p->include_access) != 0 ||
-	    get_url(c, obj, path, "discovery_url", NULLABLE, URL_FETCH,
-	    &p->discovery_url) != 0 ||
-	    get_string(c, obj, path, "roles_claim", NULLABLE, &p->roles_claim) != 0 ||
-	    get_string(c, obj, path, "channels_claim", NULLABLE, &p->channels_claim) != 0)
+		get_string(c, obj, path, "client_id", REQUIRED, &p->client_id) != 0 ||
+		get_string(c, obj, path, "validation_key", NULLABLE, &key) != 0 ||
+		get_string(c, obj, path, "validation_key_file", NULLABLE,
+			&p->validation_key_file) != 0 ||
+		get_url(c, obj, path, "callback_url", NULLABLE, URL_CALLBACK, &p->callback_url) !=
+			0 ||
+		get_bool(c, obj, path, "register", &p->register_users) != 0 ||
+		get_string(c, obj, path, "username_claim", NULLABLE, &p->username_claim) != 0 ||
+		get_string(c, obj, path, "user_prefix", NULLABLE, &p->user_prefix) != 0 ||
+		get_bool(c, obj, path, "disable_session", &p->disable_session) != 0 ||
+		parse_scope(c, obj, path, &p->scope) != 0 ||
+		get_bool(c, obj, path, "include_access", &p->include_access) != 0 ||
+		get_url(c, obj, path, "discovery_url", NULLABLE, URL_FETCH, &p->discovery_url) !=
+			0 ||
+		get_string(c, obj, path, "roles_claim", NULLABLE, &p->roles_claim) != 0 ||
+		get_string(c, obj, path, "channels_claim", NULLABLE, &p->channels_claim) != 0)
 		return -1;
 
 	if (key != NULL && p->validation_key_file != NULL)
@@ -702,8 +696,7 @@ parse_provider(struct ctx *c, json_t *obj, const char *path, const char *name,
 			return no_memory(c);
 	} else if (p->validation_key_file != NULL) {
 		join(kpath, sizeof(kpath), path, "validation_key_file");
-		if (read_secret_file(c, kpath, p->validation_key_file,
-		    &p->client_secret) != 0)
+		if (read_secret_file(c, kpath, p->validation_key_file, &p->client_secret) != 0)
 			return -1;
 	}
 	return 0;
@@ -734,7 +727,7 @@ parse_oidc(struct ctx *c, json_t *oidc, const char *path, struct sg_db_config *d
 		return no_memory(c);
 	db->n_providers = json_object_size(providers);
 	i = 0;
-	json_object_foreach(providers, name, v) {
+	json_object_foreach (providers, name, v) {
 		join(kpath, sizeof(kpath), ppath, name);
 		if (parse_provider(c, v, kpath, name, &db->providers[i]) != 0)
 			return -1;
@@ -771,7 +764,7 @@ parse_local_jwt(struct ctx *c, json_t *obj, const char *path, const char *name,
 	if (check_object(c, obj, path, local_jwt_keys) != 0)
 		return -1;
 	if (get_url(c, obj, path, "issuer", REQUIRED, URL_ISSUER, &j->issuer) != 0 ||
-	    get_string(c, obj, path, "client_id", REQUIRED, &j->client_id) != 0)
+		get_string(c, obj, path, "client_id", REQUIRED, &j->client_id) != 0)
 		return -1;
 
 	join(kpath, sizeof(kpath), path, "algorithms");
@@ -784,8 +777,9 @@ parse_local_jwt(struct ctx *c, json_t *obj, const char *path, const char *name,
 	for (i = 0; i < j->algorithms.n; i++) {
 		if (!in_list(j->algorithms.v[i], algorithms)) {
 			join_index(epath, sizeof(epath), kpath, i);
-			return bad(c, epath, "must be one of RS256, RS384, RS512, "
-			    "ES256, ES384, ES512");
+			return bad(c, epath,
+				"must be one of RS256, RS384, RS512, "
+				"ES256, ES384, ES512");
 		}
 	}
 
@@ -794,24 +788,25 @@ parse_local_jwt(struct ctx *c, json_t *obj, const char *path, const char *name,
 	if (keys != NULL) {
 		if (!json_is_array(keys))
 			return bad(c, kpath, "must be an array of JWK objects");
-		json_array_foreach(keys, i, e) {
+		json_array_foreach (keys, i, e) {
 			join_index(epath, sizeof(epath), kpath, i);
 			if (!json_is_object(e))
 				return bad(c, epath, "must be a JWK object");
 			kty = json_object_get(e, "kty");
-			if (!json_is_string(kty) || (strcmp(json_string_value(kty), "RSA") != 0 &&
-			    strcmp(json_string_value(kty), "EC") != 0))
+			if (!json_is_string(kty) ||
+				(strcmp(json_string_value(kty), "RSA") != 0 &&
+					strcmp(json_string_value(kty), "EC") != 0))
 				return bad(c, epath, "kty must be \"RSA\" or \"EC\"");
 		}
 		j->keys = keys;
 	}
 
 	if (get_url(c, obj, path, "jwks_uri", NULLABLE, URL_FETCH, &j->jwks_uri) != 0 ||
-	    get_bool(c, obj, path, "register", &j->register_users) != 0 ||
-	    get_string(c, obj, path, "username_claim", NULLABLE, &j->username_claim) != 0 ||
-	    get_string(c, obj, path, "user_prefix", NULLABLE, &j->user_prefix) != 0 ||
-	    get_string(c, obj, path, "roles_claim", NULLABLE, &j->roles_claim) != 0 ||
-	    get_string(c, obj, path, "channels_claim", NULLABLE, &j->channels_claim) != 0)
+		get_bool(c, obj, path, "register", &j->register_users) != 0 ||
+		get_string(c, obj, path, "username_claim", NULLABLE, &j->username_claim) != 0 ||
+		get_string(c, obj, path, "user_prefix", NULLABLE, &j->user_prefix) != 0 ||
+		get_string(c, obj, path, "roles_claim", NULLABLE, &j->roles_claim) != 0 ||
+		get_string(c, obj, path, "channels_claim", NULLABLE, &j->channels_claim) != 0)
 		return -1;
 	if (json_array_size(j->keys) == 0 && j->jwks_uri == NULL)
 		return bad(c, path, "keys or jwks_uri is required");
@@ -833,7 +828,7 @@ parse_local_jwts(struct ctx *c, json_t *obj, const char *path, struct sg_db_conf
 	if (db->local_jwt == NULL)
 		return no_memory(c);
 	db->n_local_jwt = json_object_size(obj);
-	json_object_foreach(obj, name, v) {
+	json_object_foreach (obj, name, v) {
 		join(kpath, sizeof(kpath), path, name);
 		if (parse_local_jwt(c, v, kpath, name, &db->local_jwt[i]) != 0)
 			return -1;
@@ -850,7 +845,7 @@ parse_guest(struct ctx *c, json_t *guest, const char *path, struct sg_db_config 
 	size_t i;
 
 	if (get_bool(c, guest, path, "disabled", &db->guest_disabled) != 0 ||
-	    get_strlist(c, guest, path, "admin_channels", NULL, 0, &db->guest_channels) != 0)
+		get_strlist(c, guest, path, "admin_channels", NULL, 0, &db->guest_channels) != 0)
 		return -1;
 	join(kpath, sizeof(kpath), path, "admin_channels");
 	for (i = 0; i < db->guest_channels.n; i++) {
@@ -864,8 +859,7 @@ parse_guest(struct ctx *c, json_t *guest, const char *path, struct sg_db_config 
 
 /* Reads databases.<name> (at path) into db. */
 static int
-parse_db(struct ctx *c, json_t *obj, const char *path, const char *name,
-	struct sg_db_config *db)
+parse_db(struct ctx *c, json_t *obj, const char *path, const char *name, struct sg_db_config *db)
 {
 	char kpath[PATH_LEN];
 	json_t *sub;
@@ -888,13 +882,13 @@ parse_db(struct ctx *c, json_t *obj, const char *path, const char *name,
 		return -1;
 	if (!valid_cookie_name(db->cookie_name)) {
 		join(kpath, sizeof(kpath), path, "session_cookie_name");
-		return bad(c, kpath, "must be a cookie name "
-		    "(letters, digits and !#$%%&'*+-.^_`|~)");
+		return bad(c, kpath,
+			"must be a cookie name "
+			"(letters, digits and !#$%%&'*+-.^_`|~)");
 	}
 	if (get_bool(c, obj, path, "session_cookie_secure", &db->cookie_secure) != 0 ||
-	    get_bool(c, obj, path, "session_cookie_http_only", &db->cookie_http_only) != 0 ||
-	    get_string(c, obj, path, "session_cookie_same_site", 0,
-	    &db->cookie_same_site) != 0)
+		get_bool(c, obj, path, "session_cookie_http_only", &db->cookie_http_only) != 0 ||
+		get_string(c, obj, path, "session_cookie_same_site", 0, &db->cookie_same_site) != 0)
 		return -1;
 	join(kpath, sizeof(kpath), path, "session_cookie_same_site");
 	if (!in_list(db->cookie_same_site, same_site_values))
@@ -904,9 +898,9 @@ parse_db(struct ctx *c, json_t *obj, const char *path, const char *name,
 		return bad(c, kpath, "None requires session_cookie_secure");
 	/* A minute to a year: shorter sessions expire mid-request, longer ones never. */
 	if (get_int(c, obj, path, "session_ttl", 60, 31536000, &db->session_ttl) != 0 ||
-	    get_bool(c, obj, path, "disable_password_auth", &db->disable_password_auth) != 0 ||
-	    get_bool(c, obj, path, "send_www_authenticate_header",
-	    &db->send_www_authenticate) != 0)
+		get_bool(c, obj, path, "disable_password_auth", &db->disable_password_auth) != 0 ||
+		get_bool(c, obj, path, "send_www_authenticate_header",
+			&db->send_www_authenticate) != 0)
 		return -1;
 
 	if (get_object(c, obj, path, "guest", guest_keys, &sub) != 0)
@@ -947,7 +941,7 @@ parse_admins(struct ctx *c, json_t *obj, struct sg_config *cfg)
 	if (cfg->admins == NULL)
 		return no_memory(c);
 	cfg->n_admins = json_object_size(obj);
-	json_object_foreach(obj, name, v) {
+	json_object_foreach (obj, name, v) {
 		join(kpath, sizeof(kpath), "admin_users", name);
 		/* Basic auth splits at the first ':', so such a name could never log in. */
 		if (*name == '\0' || strchr(name, ':') != NULL || has_control(name, strlen(name)))
@@ -955,7 +949,7 @@ parse_admins(struct ctx *c, json_t *obj, struct sg_config *cfg)
 		if (!json_is_string(v))
 			return bad(c, kpath, "must be a string");
 		if (json_string_value(v)[0] != '$' || json_string_length(v) < 4 ||
-		    !printable_ascii(json_string_value(v)))
+			!printable_ascii(json_string_value(v)))
 			return bad(c, kpath, "must be a crypt(3) hash (syncgatectl hash-password)");
 		cfg->admins[i].name = name;
 		cfg->admins[i].hash = json_string_value(v);
@@ -977,12 +971,12 @@ parse_root(struct ctx *c, json_t *root, struct sg_config *cfg)
 		return -1;
 
 	if (get_object(c, root, "", "store", store_keys, &sub) != 0 ||
-	    get_string(c, sub, "store", "path", 0, &cfg->store_path) != 0)
+		get_string(c, sub, "store", "path", 0, &cfg->store_path) != 0)
 		return -1;
 
 	if (get_object(c, root, "", "logging", logging_keys, &sub) != 0 ||
-	    get_string(c, sub, "logging", "level", 0, &level) != 0 ||
-	    get_bool(c, sub, "logging", "syslog", &cfg->log_syslog) != 0)
+		get_string(c, sub, "logging", "level", 0, &level) != 0 ||
+		get_bool(c, sub, "logging", "syslog", &cfg->log_syslog) != 0)
 		return -1;
 	cfg->log_level = sg_log_level_parse(level);
 	if (cfg->log_level < 0)
@@ -990,9 +984,9 @@ parse_root(struct ctx *c, json_t *root, struct sg_config *cfg)
 
 	/* Up to ten minutes: a provider slower than that is down. */
 	if (get_object(c, root, "", "http_client", http_keys, &sub) != 0 ||
-	    get_int(c, sub, "http_client", "timeout_ms", 1, 600000,
-	    &cfg->http_timeout_ms) != 0 ||
-	    get_string(c, sub, "http_client", "ca_file", NULLABLE, &cfg->ca_file) != 0)
+		get_int(c, sub, "http_client", "timeout_ms", 1, 600000, &cfg->http_timeout_ms) !=
+			0 ||
+		get_string(c, sub, "http_client", "ca_file", NULLABLE, &cfg->ca_file) != 0)
 		return -1;
 
 	sub = json_object_get(root, "admin_users");
@@ -1011,7 +1005,7 @@ parse_root(struct ctx *c, json_t *root, struct sg_config *cfg)
 		return no_memory(c);
 	cfg->n_dbs = json_object_size(sub);
 	i = 0;
-	json_object_foreach(sub, name, v) {
+	json_object_foreach (sub, name, v) {
 		join(kpath, sizeof(kpath), "databases", name);
 		if (parse_db(c, v, kpath, name, &cfg->dbs[i]) != 0)
 			return -1;
@@ -1076,8 +1070,8 @@ sg_config_load(const char *path, struct sg_config **out, struct sg_error *err)
 		near = strstr(jerr.text, " near '");
 		if (near != NULL)
 			*near = '\0';
-		sg_error_set(err, 500, "%s: line %d, column %d: %s", path,
-		    jerr.line, jerr.column, jerr.text);
+		sg_error_set(err, 500, "%s: line %d, column %d: %s", path, jerr.line, jerr.column,
+			jerr.text);
 		goto fail;
 	}
 	if (parse_root(&c, cfg->root, cfg) != 0)
@@ -1129,13 +1123,13 @@ wipe_tree_secrets(json_t *root)
 	const char *dname, *pname;
 	json_t *db, *prov, *key;
 
-	json_object_foreach(json_object_get(root, "databases"), dname, db) {
-		json_object_foreach(json_object_get(json_object_get(db, "oidc"),
-		    "providers"), pname, prov) {
+	json_object_foreach (json_object_get(root, "databases"), dname, db) {
+		json_object_foreach (json_object_get(json_object_get(db, "oidc"), "providers"),
+			pname, prov) {
 			key = json_object_get(prov, "validation_key");
 			if (json_is_string(key))
 				sg_secure_wipe((char *)json_string_value(key),
-				    json_string_length(key));
+					json_string_length(key));
 		}
 	}
 }

@@ -84,56 +84,56 @@ struct ctl {
 	size_t n_words;               /* may exceed WORDS_MAX: too many */
 	const char **ops;             /* the operands after the command words */
 	size_t n_ops;
-	unsigned given;               /* OPT_* seen */
-	const char **channels;        /* --channel values, borrowed from argv */
+	unsigned given;        /* OPT_* seen */
+	const char **channels; /* --channel values, borrowed from argv */
 	size_t n_channels;
-	const char **roles;           /* --role values */
+	const char **roles; /* --role values */
 	size_t n_roles;
-	const char *email;            /* --email value */
-	struct sg_config *cfg;        /* owned, once loaded */
-	struct sg_store *store;       /* owned, once opened */
-	struct sg_error err;          /* why the command failed */
+	const char *email;      /* --email value */
+	struct sg_config *cfg;  /* owned, once loaded */
+	struct sg_store *store; /* owned, once opened */
+	struct sg_error err;    /* why the command failed */
 };
 
 struct command {
-	const char *group;            /* first word: "user", "check-config" */
-	const char *verb;             /* second word, or NULL */
-	size_t min_ops, max_ops;      /* operands after the command words */
-	unsigned opts;                /* OPT_* accepted */
-	int (*run)(struct ctl *c);    /* 0, or -1 with c->err set */
+	const char *group;         /* first word: "user", "check-config" */
+	const char *verb;          /* second word, or NULL */
+	size_t min_ops, max_ops;   /* operands after the command words */
+	unsigned opts;             /* OPT_* accepted */
+	int (*run)(struct ctl *c); /* 0, or -1 with c->err set */
 };
 
 static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: " PROGRAM " [-c FILE] COMMAND [ARGS]\n"
-	    "\n"
-	    "Commands:\n"
-	    "  check-config           load and check the configuration file\n"
-	    "  hash-password [--stdin]\n"
-	    "                         read a password (one line) on standard input and\n"
-	    "                         print its bcrypt hash, for admin_users\n"
-	    "  user add DB NAME [--password-stdin] [--channel C]... [--role R]...\n"
-	    "                         [--email E] [--disabled]\n"
-	    "                         create a user; the password is read on standard input\n"
-	    "  user list DB           print the user names (GUEST excluded)\n"
-	    "  user delete DB NAME    delete a user and end its sessions\n"
-	    "  role add DB NAME [--channel C]...\n"
-	    "                         create a role\n"
-	    "  role list DB           print the role names\n"
-	    "  role delete DB NAME    delete a role\n"
-	    "  session purge          remove every expired session\n"
-	    "  store verify [PATH]    check the store at PATH (default: store.path); the\n"
-	    "                         programs should be stopped\n"
-	    "  store backup DIR       copy a consistent snapshot of the store into DIR,\n"
-	    "                         which must be new or empty\n"
-	    "  store checkpoint       write a checkpoint and remove unneeded log files\n"
-	    "\n"
-	    "Options:\n"
-	    "  -c, --config FILE      the configuration file (default: %s)\n"
-	    "  -h, --help             print this help\n",
-	    sg_config_default_path());
+		"usage: " PROGRAM " [-c FILE] COMMAND [ARGS]\n"
+		"\n"
+		"Commands:\n"
+		"  check-config           load and check the configuration file\n"
+		"  hash-password [--stdin]\n"
+		"                         read a password (one line) on standard input and\n"
+		"                         print its bcrypt hash, for admin_users\n"
+		"  user add DB NAME [--password-stdin] [--channel C]... [--role R]...\n"
+		"                         [--email E] [--disabled]\n"
+		"                         create a user; the password is read on standard input\n"
+		"  user list DB           print the user names (GUEST excluded)\n"
+		"  user delete DB NAME    delete a user and end its sessions\n"
+		"  role add DB NAME [--channel C]...\n"
+		"                         create a role\n"
+		"  role list DB           print the role names\n"
+		"  role delete DB NAME    delete a role\n"
+		"  session purge          remove every expired session\n"
+		"  store verify [PATH]    check the store at PATH (default: store.path); the\n"
+		"                         programs should be stopped\n"
+		"  store backup DIR       copy a consistent snapshot of the store into DIR,\n"
+		"                         which must be new or empty\n"
+		"  store checkpoint       write a checkpoint and remove unneeded log files\n"
+		"\n"
+		"Options:\n"
+		"  -c, --config FILE      the configuration file (default: %s)\n"
+		"  -h, --help             print this help\n",
+		sg_config_default_path());
 }
 
 /* Prints the reason of a failed command as one line. */
@@ -141,7 +141,7 @@ static void
 print_error(const struct sg_error *err)
 {
 	fprintf(stderr, "%s: %s\n", PROGRAM,
-	    err->reason[0] != '\0' ? err->reason : "failed (no reason given)");
+		err->reason[0] != '\0' ? err->reason : "failed (no reason given)");
 }
 
 /* Prints the usage error in c->err as one line; returns the status. */
@@ -162,8 +162,8 @@ usage_error(struct ctl *c)
  * option, or -1 when the value is missing.
  */
 static int
-take_value(const char *arg, const char *shortname, const char *longname, int argc,
-	char **argv, int *i, const char **val)
+take_value(const char *arg, const char *shortname, const char *longname, int argc, char **argv,
+	int *i, const char **val)
 {
 	size_t n = strlen(longname);
 
@@ -216,8 +216,8 @@ parse(struct ctl *c, int argc, char **argv)
 		}
 		for (k = 0; k < N_OPTION_DEFS; k++) {
 			o = &option_defs[k];
-			m = o->takes_value ? take_value(arg, NULL, o->name, argc, argv, &i, &val) :
-			    strcmp(arg, o->name) == 0;
+			m = o->takes_value ? take_value(arg, NULL, o->name, argc, argv, &i, &val)
+					   : strcmp(arg, o->name) == 0;
 			if (m != 0)
 				break;
 		}
@@ -339,8 +339,7 @@ out:
  * that is not UTF-8 as the admin API's JSON parser would.
  */
 static int
-set_names(json_t *body, const char *key, const char *const *names, size_t n,
-	struct sg_error *err)
+set_names(json_t *body, const char *key, const char *const *names, size_t n, struct sg_error *err)
 {
 	json_t *arr = json_array();
 	size_t i;
@@ -375,11 +374,11 @@ wipe_json_string(json_t *s)
 
 /* A user or role write: what add_txn and delete_txn work on. */
 struct write_op {
-	int role;                          /* 1: a role; 0: a user */
+	int role; /* 1: a role; 0: a user */
 	const struct sg_db_config *db;
 	const char *name;
-	const json_t *body;                /* add: the checked document */
-	const char *hash;                  /* add: password hash, or NULL */
+	const json_t *body; /* add: the checked document */
+	const char *hash;   /* add: password hash, or NULL */
 };
 
 static int
@@ -405,8 +404,7 @@ add_txn(struct sg_txn *txn, void *arg)
 		rc = TXN_NOMEM;
 		goto out;
 	}
-	rc = op->role ? sg_role_save(txn, op->db->name, rec) :
-	    sg_user_save(txn, op->db->name, rec);
+	rc = op->role ? sg_role_save(txn, op->db->name, rec) : sg_user_save(txn, op->db->name, rec);
 out:
 	json_decref(current);
 	json_decref(rec);
@@ -432,7 +430,7 @@ delete_txn(struct sg_txn *txn, void *arg)
 struct list_op {
 	int role;
 	const char *db;
-	json_t *names;                     /* filled (cleared first by the list) */
+	json_t *names; /* filled (cleared first by the list) */
 };
 
 static int
@@ -440,14 +438,13 @@ list_txn(struct sg_txn *txn, void *arg)
 {
 	const struct list_op *op = arg;
 
-	return op->role ? sg_role_list(txn, op->db, op->names) :
-	    sg_user_list(txn, op->db, op->names);
+	return op->role ? sg_role_list(txn, op->db, op->names)
+			: sg_user_list(txn, op->db, op->names);
 }
 
 /* Runs fn durably; on failure sets c->err for a record kind of name. */
 static int
-run_txn(struct ctl *c, unsigned flags, sg_txn_fn fn, void *arg, const char *kind,
-	const char *name)
+run_txn(struct ctl *c, unsigned flags, sg_txn_fn fn, void *arg, const char *kind, const char *name)
 {
 	int rc;
 
@@ -523,8 +520,10 @@ cmd_user_add(struct ctl *c)
 	if (load_config(c) != 0 || (db = find_db(c, c->ops[0])) == NULL)
 		goto out;
 	if (strcmp(name, SG_GUEST) == 0) {
-		sg_error_set(&c->err, 409, "GUEST always exists: change it with "
-		    "PUT /%s/_user/GUEST on the admin API", db->name);
+		sg_error_set(&c->err, 409,
+			"GUEST always exists: change it with "
+			"PUT /%s/_user/GUEST on the admin API",
+			db->name);
 		goto out;
 	}
 	if (!sg_user_name_valid(name)) {
@@ -537,10 +536,10 @@ cmd_user_add(struct ctl *c)
 		goto out;
 	}
 	if ((c->given & OPT_CHANNEL) &&
-	    set_names(body, "admin_channels", c->channels, c->n_channels, &why) != 0)
+		set_names(body, "admin_channels", c->channels, c->n_channels, &why) != 0)
 		goto invalid;
 	if ((c->given & OPT_ROLE) &&
-	    set_names(body, "admin_roles", c->roles, c->n_roles, &why) != 0)
+		set_names(body, "admin_roles", c->roles, c->n_roles, &why) != 0)
 		goto invalid;
 	if (c->email != NULL) {
 		if (!sg_utf8_valid(c->email, strlen(c->email))) {
@@ -580,8 +579,8 @@ cmd_user_add(struct ctl *c)
 	if (run_txn(c, SG_TXN_DURABLE, add_txn, &op, "user", name) != 0)
 		goto out;
 	sg_log_event(SG_LOG_INFO, db->name, name, "user.add", "created%s%s",
-	    password != NULL ? " with a password" : "",
-	    (c->given & OPT_DISABLED) ? ", disabled" : "");
+		password != NULL ? " with a password" : "",
+		(c->given & OPT_DISABLED) ? ", disabled" : "");
 	rc = 0;
 	goto out;
 invalid:
@@ -619,7 +618,7 @@ cmd_role_add(struct ctl *c)
 		goto out;
 	}
 	if ((c->given & OPT_CHANNEL) &&
-	    set_names(body, "admin_channels", c->channels, c->n_channels, &why) != 0)
+		set_names(body, "admin_channels", c->channels, c->n_channels, &why) != 0)
 		goto invalid;
 	if (sg_role_check_doc(body, name, NULL, &why) != 0)
 		goto invalid;
@@ -666,8 +665,7 @@ delete_record(struct ctl *c, int role)
 	if (role)
 		sg_log_event(SG_LOG_INFO, db->name, NULL, "role.delete", "deleted role %s", name);
 	else
-		sg_log_event(SG_LOG_INFO, db->name, name, "user.delete",
-		    "deleted, sessions ended");
+		sg_log_event(SG_LOG_INFO, db->name, name, "user.delete", "deleted, sessions ended");
 	return 0;
 }
 
@@ -694,8 +692,7 @@ list_records(struct ctl *c, int role)
 	int rc = -1;
 
 	op.names = NULL;
-	if (load_config(c) != 0 || (db = find_db(c, c->ops[0])) == NULL ||
-	    open_store(c) != 0)
+	if (load_config(c) != 0 || (db = find_db(c, c->ops[0])) == NULL || open_store(c) != 0)
 		goto out;
 	op.role = role;
 	op.db = db->name;
@@ -706,7 +703,7 @@ list_records(struct ctl *c, int role)
 	}
 	if (run_txn(c, 0, list_txn, &op, role ? "role" : "user", "") != 0)
 		goto out;
-	json_array_foreach(op.names, i, item)
+	json_array_foreach (op.names, i, item)
 		printf("%s\n", json_string_value(item));
 	rc = 0;
 out:
@@ -736,7 +733,7 @@ cmd_session_purge(struct ctl *c)
 	if (sg_session_purge(c->store, time(NULL), 1, &removed, &c->err) != 0)
 		return -1;
 	sg_log_event(SG_LOG_INFO, NULL, NULL, "session.purge", "removed %lu expired sessions",
-	    removed);
+		removed);
 	printf("removed %lu expired sessions\n", removed);
 	return 0;
 }
@@ -770,8 +767,8 @@ cmd_store_backup(struct ctl *c)
 		return -1;
 	if (sg_store_backup(c->store, dir, &c->err) != 0)
 		return -1;
-	sg_log_event(SG_LOG_INFO, NULL, NULL, "store.backup", "copied %s to %s",
-	    c->cfg->store_path, dir);
+	sg_log_event(SG_LOG_INFO, NULL, NULL, "store.backup", "copied %s to %s", c->cfg->store_path,
+		dir);
 	printf("backed up %s to %s\n", c->cfg->store_path, dir);
 	return 0;
 }
@@ -783,8 +780,7 @@ cmd_store_checkpoint(struct ctl *c)
 		return -1;
 	if (sg_store_checkpoint(c->store, &c->err) != 0)
 		return -1;
-	sg_log_event(SG_LOG_INFO, NULL, NULL, "store.checkpoint", "done in %s",
-	    c->cfg->store_path);
+	sg_log_event(SG_LOG_INFO, NULL, NULL, "store.checkpoint", "done in %s", c->cfg->store_path);
 	printf("%s: checkpoint written\n", c->cfg->store_path);
 	return 0;
 }
@@ -793,7 +789,8 @@ static const struct command commands[] = {
 	{"check-config", NULL, 0, 0, 0, cmd_check_config},
 	{"hash-password", NULL, 0, 0, OPT_STDIN, cmd_hash_password},
 	{"user", "add", 2, 2,
-	    OPT_CHANNEL | OPT_ROLE | OPT_EMAIL | OPT_DISABLED | OPT_PASSWORD_STDIN, cmd_user_add},
+		OPT_CHANNEL | OPT_ROLE | OPT_EMAIL | OPT_DISABLED | OPT_PASSWORD_STDIN,
+		cmd_user_add},
 	{"user", "list", 1, 1, 0, cmd_user_list},
 	{"user", "delete", 2, 2, 0, cmd_user_delete},
 	{"role", "add", 2, 2, OPT_CHANNEL, cmd_role_add},
@@ -818,8 +815,7 @@ find_command(struct ctl *c)
 		cmd = &commands[i];
 		if (strcmp(c->words[0], cmd->group) != 0)
 			continue;
-		if (cmd->verb != NULL &&
-		    (c->n_words < 2 || strcmp(c->words[1], cmd->verb) != 0))
+		if (cmd->verb != NULL && (c->n_words < 2 || strcmp(c->words[1], cmd->verb) != 0))
 			continue;
 		words = cmd->verb != NULL ? 2 : 1;
 		c->ops = c->words + words;
@@ -846,11 +842,11 @@ check_command_line(struct ctl *c, const struct command *cmd)
 		return sg_error_set(&c->err, 400, "%s%s%s: missing operand", cmd->group, sep, verb);
 	if (c->n_ops > cmd->max_ops)
 		return sg_error_set(&c->err, 400, "%s%s%s: too many operands", cmd->group, sep,
-		    verb);
+			verb);
 	for (k = 0; extra != 0 && k < N_OPTION_DEFS; k++)
 		if (extra & option_defs[k].bit)
 			return sg_error_set(&c->err, 400, "%s%s%s does not take %s", cmd->group,
-			    sep, verb, option_defs[k].name);
+				sep, verb, option_defs[k].name);
 	return 0;
 }
 

@@ -12,8 +12,8 @@
 
 /* Exit statuses of sg_ctl_main. */
 #define SG_CTL_OK 0
-#define SG_CTL_FAIL 1   /* the command failed: one line on stderr says why */
-#define SG_CTL_USAGE 2  /* the command line was wrong: usage on stderr */
+#define SG_CTL_FAIL 1  /* the command failed: one line on stderr says why */
+#define SG_CTL_USAGE 2 /* the command line was wrong: usage on stderr */
 
 /*
  * Runs the command line argv (argv[0] is the program).  Results go to

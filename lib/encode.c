@@ -62,8 +62,8 @@ sg_query_escape(const char *s, struct sg_buf *out)
 
 	for (p = (const unsigned char *)s; *p != '\0'; p++) {
 		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
-		    *p == '.' || *p == '~') {
+			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' ||
+			*p == '~') {
 			if (sg_buf_add(out, p, 1) != 0)
 				return -1;
 		} else if (*p == ' ') {
@@ -80,10 +80,8 @@ sg_query_escape(const char *s, struct sg_buf *out)
 	return 0;
 }
 
-static const char b64std[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static const char b64url[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char b64std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 static int
 b64val(const char *alphabet, int c)

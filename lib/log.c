@@ -72,8 +72,8 @@ sg_log(enum sg_log_level level, const char *fmt, ...)
 }
 
 void
-sg_log_event(enum sg_log_level level, const char *db, const char *user,
-	const char *event, const char *fmt, ...)
+sg_log_event(enum sg_log_level level, const char *db, const char *user, const char *event,
+	const char *fmt, ...)
 {
 	char line[LINE_MAX_LEN];
 	int n;
@@ -81,8 +81,8 @@ sg_log_event(enum sg_log_level level, const char *db, const char *user,
 
 	if (level > threshold)
 		return;
-	n = snprintf(line, sizeof(line), "db=%s user=%s %s: ",
-		db != NULL ? db : "-", user != NULL && *user != '\0' ? user : "-", event);
+	n = snprintf(line, sizeof(line), "db=%s user=%s %s: ", db != NULL ? db : "-",
+		user != NULL && *user != '\0' ? user : "-", event);
 	if (n < 0)
 		return;
 	if ((size_t)n < sizeof(line)) {

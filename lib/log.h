@@ -10,12 +10,7 @@
 #ifndef SG_LOG_H
 #define SG_LOG_H
 
-enum sg_log_level {
-	SG_LOG_ERR = 0,
-	SG_LOG_WARN = 1,
-	SG_LOG_INFO = 2,
-	SG_LOG_DEBUG = 3
-};
+enum sg_log_level { SG_LOG_ERR = 0, SG_LOG_WARN = 1, SG_LOG_INFO = 2, SG_LOG_DEBUG = 3 };
 
 /*
  * Sets the program name (borrowed; must outlive logging), the sink and the
@@ -27,15 +22,13 @@ void sg_log_open(const char *program, int use_syslog, enum sg_log_level level);
 int sg_log_level_parse(const char *name);
 
 /* Logs a free-form line. */
-void sg_log(enum sg_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void sg_log(enum sg_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
  * Logs one event: "db=<db> user=<user> <event>: <outcome>".  db and user
  * may be NULL (logged as "-").
  */
-void sg_log_event(enum sg_log_level level, const char *db, const char *user,
-	const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+void sg_log_event(enum sg_log_level level, const char *db, const char *user, const char *event,
+	const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif

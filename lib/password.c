@@ -20,8 +20,8 @@
 #define CACHE_SLOTS 64
 
 struct cache_entry {
-	unsigned char key[SG_SHA256_LEN];    /* HMAC of user, password and hash */
-	time_t until;                        /* 0: empty */
+	unsigned char key[SG_SHA256_LEN]; /* HMAC of user, password and hash */
+	time_t until;                     /* 0: empty */
 };
 
 static struct cache_entry cache[CACHE_SLOTS];
@@ -39,8 +39,8 @@ sg_password_hash(const char *password, char *out, size_t outsz, struct sg_error 
 	int rc = -1;
 
 	if (sg_secure_random(salt, sizeof(salt)) != 0 ||
-	    crypt_gensalt_rn("$2b$", SG_PASSWORD_COST, (const char *)salt, sizeof(salt),
-	    setting, sizeof(setting)) == NULL) {
+		crypt_gensalt_rn("$2b$", SG_PASSWORD_COST, (const char *)salt, sizeof(salt),
+			setting, sizeof(setting)) == NULL) {
 		sg_error_set(err, 500, "Cannot make a password salt");
 		goto out;
 	}

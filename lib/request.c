@@ -47,8 +47,8 @@ extern char **environ;
 #define READ_CHUNK 16384
 
 /* The answer when a response cannot be built at all. */
-#define FALLBACK_BODY \
-	"{\"error\":\"Internal Server Error\"," \
+#define FALLBACK_BODY                                                                              \
+	"{\"error\":\"Internal Server Error\","                                                    \
 	"\"reason\":\"Could not build the response\"}"
 
 static const struct {
@@ -111,8 +111,7 @@ is_dot_segment(const char *s)
  * nothing is decoded twice.
  */
 static int
-split_path(struct sg_request *r, const char *p, size_t n, int decode,
-	struct sg_error *err)
+split_path(struct sg_request *r, const char *p, size_t n, int decode, struct sg_error *err)
 {
 	struct sg_buf seg;
 	const char *slash;
@@ -130,16 +129,14 @@ split_path(struct sg_request *r, const char *p, size_t n, int decode,
 		slash = memchr(p, '/', n);
 		len = slash != NULL ? (size_t)(slash - p) : n;
 		if (r->n_segs == SG_PATH_SEGS_MAX) {
-			sg_error_set(err, 400, "Path has more than %d segments",
-			    SG_PATH_SEGS_MAX);
+			sg_error_set(err, 400, "Path has more than %d segments", SG_PATH_SEGS_MAX);
 			goto out;
 		}
 		/* A decoded segment is never longer than its encoded form. */
 		sg_buf_init(&seg, len);
 		if (decode) {
 			if (sg_percent_decode(p, len, 0, &seg) != 0) {
-				sg_error_set(err, 400,
-				    "Invalid percent-encoding in path");
+				sg_error_set(err, 400, "Invalid percent-encoding in path");
 				goto out;
 			}
 		} else if (sg_buf_add(&seg, p, len) != 0) {
@@ -190,8 +187,7 @@ free_segs(struct sg_request *r)
  * followed by PATH_INFO.
  */
 int
-sg_request_begin(struct sg_request *r, FCGX_Request *fcgx, char **envp,
-	struct sg_error *err)
+sg_request_begin(struct sg_request *r, FCGX_Request *fcgx, char **envp, struct sg_error *err)
 {
 	struct sg_buf path;
 	const char *uri, *qmark, *role, *script, *info;
@@ -225,14 +221,13 @@ sg_request_begin(struct sg_request *r, FCGX_Request *fcgx, char **envp,
 	uri = sg_request_param(r, "REQUEST_URI");
 	if (uri != NULL) {
 		qmark = strchr(uri, '?');
-		rc = split_path(r, uri, qmark != NULL ? (size_t)(qmark - uri) :
-		    strlen(uri), 1, err);
+		rc = split_path(r, uri, qmark != NULL ? (size_t)(qmark - uri) : strlen(uri), 1,
+			err);
 	} else {
 		script = param_or_empty(r, "SCRIPT_NAME");
 		info = param_or_empty(r, "PATH_INFO");
 		sg_buf_init(&path, strlen(script) + strlen(info));
-		if (sg_buf_adds(&path, script) != 0 ||
-		    sg_buf_adds(&path, info) != 0) {
+		if (sg_buf_adds(&path, script) != 0 || sg_buf_adds(&path, info) != 0) {
 			sg_error_set(err, 500, "Out of memory");
 			goto out;
 		}
@@ -324,8 +319,7 @@ sg_request_read_body(struct sg_request *r, struct sg_error *err)
 			goto out;
 		}
 		if (k == 0) {
-			sg_error_set(err, 400,
-			    "Request body shorter than its Content-Length");
+			sg_error_set(err, 400, "Request body shorter than its Content-Length");
 			goto out;
 		}
 		if (sg_buf_add(&r->body, chunk, (size_t)k) != 0) {
@@ -362,8 +356,8 @@ sg_request_json_body(struct sg_request *r, json_t **out, struct sg_error *err)
 		sg_error_set(err, 400, "Invalid UTF-8 in request body");
 		goto out;
 	}
-	doc = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES |
-	    JSON_DECODE_ANY, &jerr);
+	doc = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+		&jerr);
 	if (doc == NULL) {
 		sg_error_set(err, 400, "Invalid JSON: %s", jerr.text);
 		goto out;
@@ -408,8 +402,7 @@ sg_request_query(const struct sg_request *r, const char *name, struct sg_buf *ou
 			}
 			if (strcmp(sg_buf_str(&key), name) == 0) {
 				val = eq != NULL ? eq + 1 : end;
-				if (sg_percent_decode(val, (size_t)(end - val), 1,
-				    out) != 0)
+				if (sg_percent_decode(val, (size_t)(end - val), 1, out) != 0)
 					rc = -1;
 				else
 					rc = 1;
@@ -461,8 +454,7 @@ sg_request_cookie(const struct sg_request *r, const char *name, struct sg_buf *o
 			ne = eq;
 			while (ne > s && is_cookie_space(ne[-1]))
 				ne--;
-			if ((size_t)(ne - s) == namelen &&
-			    memcmp(s, name, namelen) == 0) {
+			if ((size_t)(ne - s) == namelen && memcmp(s, name, namelen) == 0) {
 				v = eq + 1;
 				while (v < e && is_cookie_space(*v))
 					v++;
@@ -521,7 +513,7 @@ is_token(const char *s)
 		return 0;
 	for (; *p != '\0'; p++)
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9') || strchr("!#$%&'*+-.^_`|~", *p) != NULL))
+			    (*p >= '0' && *p <= '9') || strchr("!#$%&'*+-.^_`|~", *p) != NULL))
 			return 0;
 	return 1;
 }
@@ -584,12 +576,11 @@ is_head(const struct sg_request *r)
  * body_type NULL and has_length 0: it has no body to describe.
  */
 static void
-send_response(struct sg_request *r, int status, const char *extra,
-	const char *body, size_t body_len, int has_length)
+send_response(struct sg_request *r, int status, const char *extra, const char *body,
+	size_t body_len, int has_length)
 {
-	static const char fallback_head[] =
-	    "Status: 500 Internal Server Error\r\n"
-	    "Content-Type: application/json\r\n";
+	static const char fallback_head[] = "Status: 500 Internal Server Error\r\n"
+					    "Content-Type: application/json\r\n";
 	struct sg_buf head;
 	int failed = 0;
 
@@ -599,36 +590,31 @@ send_response(struct sg_request *r, int status, const char *extra,
 		sg_log(SG_LOG_ERR, "response status %d out of range", status);
 		goto fallback;
 	}
-	if (sg_buf_addf(&head, "Status: %d %s\r\n", status,
-	    sg_status_text(status)) != 0 ||
-	    (extra != NULL && sg_buf_adds(&head, extra) != 0) ||
-	    sg_buf_add(&head, r->out_headers.data, r->out_headers.len) != 0 ||
-	    (body != NULL &&
-	    sg_buf_adds(&head, "Content-Type: application/json\r\n") != 0) ||
-	    (has_length &&
-	    sg_buf_addf(&head, "Content-Length: %zu\r\n", body_len) != 0) ||
-	    sg_buf_adds(&head, "\r\n") != 0) {
+	if (sg_buf_addf(&head, "Status: %d %s\r\n", status, sg_status_text(status)) != 0 ||
+		(extra != NULL && sg_buf_adds(&head, extra) != 0) ||
+		sg_buf_add(&head, r->out_headers.data, r->out_headers.len) != 0 ||
+		(body != NULL && sg_buf_adds(&head, "Content-Type: application/json\r\n") != 0) ||
+		(has_length && sg_buf_addf(&head, "Content-Length: %zu\r\n", body_len) != 0) ||
+		sg_buf_adds(&head, "\r\n") != 0) {
 		sg_log(SG_LOG_ERR, "response head over %d bytes", HEAD_MAX);
 		goto fallback;
 	}
 	if (write_out(r, head.data, head.len) != 0 ||
-	    (body != NULL && !is_head(r) && write_out(r, body, body_len) != 0))
+		(body != NULL && !is_head(r) && write_out(r, body, body_len) != 0))
 		failed = 1;
 	goto out;
 
 fallback:
 	sg_buf_reset(&head);
 	if (sg_buf_adds(&head, fallback_head) != 0 ||
-	    sg_buf_addf(&head, "Content-Length: %zu\r\n\r\n",
-	    sizeof(FALLBACK_BODY) - 1) != 0 ||
-	    write_out(r, head.data, head.len) != 0 ||
-	    (!is_head(r) &&
-	    write_out(r, FALLBACK_BODY, sizeof(FALLBACK_BODY) - 1) != 0))
+		sg_buf_addf(&head, "Content-Length: %zu\r\n\r\n", sizeof(FALLBACK_BODY) - 1) != 0 ||
+		write_out(r, head.data, head.len) != 0 ||
+		(!is_head(r) && write_out(r, FALLBACK_BODY, sizeof(FALLBACK_BODY) - 1) != 0))
 		failed = 1;
 out:
 	if (failed)
 		sg_log(SG_LOG_WARN, "could not write the response (%d): %s", status,
-		    strerror(errno));
+			strerror(errno));
 	sg_buf_free(&head);
 }
 
@@ -649,10 +635,9 @@ already_responded(const struct sg_request *r, int status)
 int
 sg_response_header(struct sg_request *r, const char *name, const char *value)
 {
-	if (name == NULL || value == NULL || !is_token(name) ||
-	    !is_header_value(value) || strcasecmp(name, "Status") == 0 ||
-	    strcasecmp(name, "Content-Type") == 0 ||
-	    strcasecmp(name, "Content-Length") == 0) {
+	if (name == NULL || value == NULL || !is_token(name) || !is_header_value(value) ||
+		strcasecmp(name, "Status") == 0 || strcasecmp(name, "Content-Type") == 0 ||
+		strcasecmp(name, "Content-Length") == 0) {
 		sg_log(SG_LOG_WARN, "response header refused");
 		return -1;
 	}
@@ -668,8 +653,7 @@ send_json(struct sg_request *r, int status, const char *extra, json_t *body)
 		text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
 		if (text == NULL) {
 			sg_log(SG_LOG_ERR, "could not serialize the response body");
-			send_response(r, 500, NULL, FALLBACK_BODY,
-			    sizeof(FALLBACK_BODY) - 1, 1);
+			send_response(r, 500, NULL, FALLBACK_BODY, sizeof(FALLBACK_BODY) - 1, 1);
 			goto out;
 		}
 	}
@@ -747,8 +731,7 @@ sg_response_from_error(struct sg_request *r, const struct sg_error *err)
 {
 	int status = err != NULL && err->status != 0 ? err->status : 500;
 
-	sg_response_error(r, status, err != NULL && err->reason[0] != '\0' ?
-	    err->reason : NULL);
+	sg_response_error(r, status, err != NULL && err->reason[0] != '\0' ? err->reason : NULL);
 }
 
 void
@@ -761,7 +744,7 @@ sg_response_method_not_allowed(struct sg_request *r, const char *allow)
 	if (already_responded(r, 405))
 		goto out;
 	if (allow == NULL || !is_header_value(allow) ||
-	    sg_buf_addf(&extra, "Allow: %s\r\n", allow) != 0) {
+		sg_buf_addf(&extra, "Allow: %s\r\n", allow) != 0) {
 		sg_log(SG_LOG_ERR, "bad Allow header value");
 		send_error(r, 500, NULL, "Could not build the response");
 		goto out;
@@ -781,7 +764,7 @@ sg_response_redirect(struct sg_request *r, const char *location)
 	if (already_responded(r, 302))
 		goto out;
 	if (location == NULL || *location == '\0' || !is_header_value(location) ||
-	    sg_buf_addf(&extra, "Location: %s\r\n", location) != 0) {
+		sg_buf_addf(&extra, "Location: %s\r\n", location) != 0) {
 		sg_log(SG_LOG_ERR, "bad redirect location refused");
 		send_error(r, 500, NULL, "Could not build the response");
 		goto out;
@@ -801,7 +784,7 @@ is_variable_name(const char *s)
 		return 0;
 	for (p = s; *p != '\0'; p++)
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9') || *p == '_'))
+			    (*p >= '0' && *p <= '9') || *p == '_'))
 			return 0;
 	return 1;
 }
@@ -812,8 +795,8 @@ is_variable_name(const char *s)
  * that describes the backend's answer wrongly.
  */
 void
-sg_response_authorize(struct sg_request *r, const char *const *names,
-	const char *const *values, size_t n)
+sg_response_authorize(struct sg_request *r, const char *const *names, const char *const *values,
+	size_t n)
 {
 	struct sg_buf extra;
 	size_t i;
@@ -823,9 +806,8 @@ sg_response_authorize(struct sg_request *r, const char *const *names,
 		goto out;
 	for (i = 0; i < n; i++) {
 		if (!is_variable_name(names[i]) || values[i] == NULL ||
-		    !is_header_value(values[i]) ||
-		    sg_buf_addf(&extra, "Variable-%s: %s\r\n", names[i],
-		    values[i]) != 0) {
+			!is_header_value(values[i]) ||
+			sg_buf_addf(&extra, "Variable-%s: %s\r\n", names[i], values[i]) != 0) {
 			sg_log(SG_LOG_ERR, "authorizer variable %zu refused", i);
 			send_error(r, 500, NULL, "Could not build the response");
 			goto out;

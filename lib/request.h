@@ -23,23 +23,20 @@
 #include "error.h"
 
 /* Limits of SPEC section 8, and why. */
-#define SG_BODY_MAX (1024 * 1024)   /* no admin document comes near it */
-#define SG_QUERY_MAX 8192           /* OIDC codes and states fit many times */
-#define SG_COOKIE_MAX 8192          /* what web servers allow for one header */
-#define SG_PATH_SEGS_MAX 8          /* /{db}/_user/{name}/_session/{id} is 5 */
+#define SG_BODY_MAX (1024 * 1024) /* no admin document comes near it */
+#define SG_QUERY_MAX 8192         /* OIDC codes and states fit many times */
+#define SG_COOKIE_MAX 8192        /* what web servers allow for one header */
+#define SG_PATH_SEGS_MAX 8        /* /{db}/_user/{name}/_session/{id} is 5 */
 
-enum sg_role {
-	SG_ROLE_RESPONDER,
-	SG_ROLE_AUTHORIZER
-};
+enum sg_role { SG_ROLE_RESPONDER, SG_ROLE_AUTHORIZER };
 
 struct sg_request {
 	/* Set by sg_request_begin; borrowed from the FastCGI request or the
 	 * process environment, valid until sg_request_end. */
-	const char *method;          /* REQUEST_METHOD, "" when unset */
-	const char *remote_addr;     /* REMOTE_ADDR, "" when unset */
-	const char *query;           /* QUERY_STRING, "" when unset */
-	enum sg_role role;           /* from FCGI_ROLE */
+	const char *method;      /* REQUEST_METHOD, "" when unset */
+	const char *remote_addr; /* REMOTE_ADDR, "" when unset */
+	const char *query;       /* QUERY_STRING, "" when unset */
+	enum sg_role role;       /* from FCGI_ROLE */
 
 	/* The path of REQUEST_URI (before '?') split on '/', each segment
 	 * percent-decoded once; owned.  "/db/_user/" gives "db", "_user", "";
@@ -47,12 +44,12 @@ struct sg_request {
 	char *segs[SG_PATH_SEGS_MAX];
 	size_t n_segs;
 
-	struct sg_buf body;          /* filled by sg_request_read_body */
+	struct sg_buf body; /* filled by sg_request_read_body */
 
 	/* Private to request.c. */
-	FCGX_Request *fcgx;          /* NULL in CGI mode */
+	FCGX_Request *fcgx; /* NULL in CGI mode */
 	char **envp;
-	struct sg_buf out_headers;   /* header lines added for the response */
+	struct sg_buf out_headers; /* header lines added for the response */
 	int responded;
 };
 
@@ -72,8 +69,7 @@ int sg_request_serve(sg_handler_fn handler, void *ctx);
  * cookie header over SG_COOKIE_MAX, 400 for a path that is not valid
  * percent-encoding, has a NUL, is not UTF-8, or has too many segments.
  */
-int sg_request_begin(struct sg_request *r, FCGX_Request *fcgx, char **envp,
-	struct sg_error *err);
+int sg_request_begin(struct sg_request *r, FCGX_Request *fcgx, char **envp, struct sg_error *err);
 
 /* Frees what r owns. */
 void sg_request_end(struct sg_request *r);

@@ -72,8 +72,7 @@ sg_secure_sha256(const void *in, size_t n, unsigned char *out)
 }
 
 int
-sg_secure_hmac(const void *key, size_t keylen, const void *in, size_t n,
-	unsigned char *out)
+sg_secure_hmac(const void *key, size_t keylen, const void *in, size_t n, unsigned char *out)
 {
 	return gnutls_hmac_fast(GNUTLS_MAC_SHA256, key, keylen, in, n, out) == 0 ? 0 : -1;
 }

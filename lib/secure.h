@@ -42,8 +42,7 @@ int sg_secure_sha256(const void *in, size_t n, unsigned char *out);
  * HMAC-SHA-256 of n bytes under key into out[SG_SHA256_LEN].  Returns 0
  * or -1.
  */
-int sg_secure_hmac(const void *key, size_t keylen, const void *in, size_t n,
-	unsigned char *out);
+int sg_secure_hmac(const void *key, size_t keylen, const void *in, size_t n, unsigned char *out);
 
 /*
  * Writes a short, non-reversible tag of a secret (the first 12 hex

@@ -69,8 +69,8 @@ write_session(struct sg_txn *txn, const char *db, const struct sg_session *s)
 
 	if (sg_key_make(&k, db, s->id, (char *)NULL) != 0)
 		return SG_STORE_FAIL;
-	v = json_pack("{s:s, s:I, s:I, s:I}", "user", s->user, "ttl", (json_int_t)s->ttl,
-		"expires", (json_int_t)s->expires, "extended", (json_int_t)s->extended);
+	v = json_pack("{s:s, s:I, s:I, s:I}", "user", s->user, "ttl", (json_int_t)s->ttl, "expires",
+		(json_int_t)s->expires, "extended", (json_int_t)s->extended);
 	text = v != NULL ? json_dumps(v, JSON_COMPACT) : NULL;
 	json_decref(v);
 	if (text == NULL)
@@ -83,8 +83,8 @@ write_session(struct sg_txn *txn, const char *db, const struct sg_session *s)
 }
 
 int
-sg_session_create(struct sg_txn *txn, const char *db, const char *user, long ttl,
-	time_t now, struct sg_session *out)
+sg_session_create(struct sg_txn *txn, const char *db, const char *user, long ttl, time_t now,
+	struct sg_session *out)
 {
 	struct sg_key k;
 	int rc;
@@ -112,8 +112,10 @@ parse_session(const char *text, size_t n, struct sg_session *s)
 	json_int_t ttl, expires, extended;
 	int rc = SG_STORE_FAIL;
 
-	if (v == NULL || json_unpack(v, "{s:s, s:I, s:I, s:I}", "user", &user, "ttl", &ttl,
-	    "expires", &expires, "extended", &extended) != 0 || strlen(user) > SG_NAME_MAX)
+	if (v == NULL ||
+		json_unpack(v, "{s:s, s:I, s:I, s:I}", "user", &user, "ttl", &ttl, "expires",
+			&expires, "extended", &extended) != 0 ||
+		strlen(user) > SG_NAME_MAX)
 		goto out;
 	memcpy(s->user, user, strlen(user) + 1);
 	s->ttl = (long)ttl;
@@ -202,7 +204,7 @@ sg_session_delete(struct sg_txn *txn, const char *db, const char *id)
 }
 
 struct id_list {
-	size_t skip;                         /* length of the key prefix */
+	size_t skip; /* length of the key prefix */
 	char (*ids)[SG_SESSION_ID_LEN + 1];
 	size_t n, cap;
 };
@@ -230,8 +232,7 @@ collect_id(const char *key, size_t klen, const char *val, size_t vlen, void *arg
 }
 
 int
-sg_session_delete_user(struct sg_txn *txn, const char *db, const char *user,
-	const char *only)
+sg_session_delete_user(struct sg_txn *txn, const char *db, const char *user, const char *only)
 {
 	struct sg_key prefix;
 	struct id_list l = {0, NULL, 0, 0};
@@ -266,9 +267,9 @@ struct expired {
 };
 
 struct purge_arg {
-	time_t t;            /* the current time */
-	char now[17];        /* the first expiry key still live at t */
-	size_t limit;        /* entries removed by one transaction */
+	time_t t;     /* the current time */
+	char now[17]; /* the first expiry key still live at t */
+	size_t limit; /* entries removed by one transaction */
 	struct expired *found;
 	size_t n;
 };

@@ -22,17 +22,17 @@
 struct sg_session {
 	char id[SG_SESSION_ID_LEN + 1];
 	char user[SG_NAME_MAX + 1];
-	long ttl;            /* seconds */
-	long long expires;   /* Unix time it ends unless extended */
-	long long extended;  /* Unix time of creation or last extension */
+	long ttl;           /* seconds */
+	long long expires;  /* Unix time it ends unless extended */
+	long long extended; /* Unix time of creation or last extension */
 };
 
 /* Returns 1 when id has the form of a session id. */
 int sg_session_id_valid(const char *id);
 
 /* Creates a session for user in db, filling *out. */
-int sg_session_create(struct sg_txn *txn, const char *db, const char *user, long ttl,
-	time_t now, struct sg_session *out);
+int sg_session_create(struct sg_txn *txn, const char *db, const char *user, long ttl, time_t now,
+	struct sg_session *out);
 
 /*
  * Loads session id of db into *out.  SG_STORE_NOTFOUND when it does not
@@ -57,8 +57,7 @@ int sg_session_delete(struct sg_txn *txn, const char *db, const char *id);
  * Ends every session of user in db.  When only is non-NULL, ends just that
  * one, and only if it belongs to user (else SG_STORE_NOTFOUND).
  */
-int sg_session_delete_user(struct sg_txn *txn, const char *db, const char *user,
-	const char *only);
+int sg_session_delete_user(struct sg_txn *txn, const char *db, const char *user, const char *only);
 
 /*
  * Removes expired sessions, oldest first, through the expiry index: with

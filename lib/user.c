@@ -29,8 +29,8 @@ sg_user_name_valid(const char *name)
 		if (c < 0x20 || c == 0x7f || strchr(name_forbidden, c) != NULL)
 			return 0;
 		/* Any non-ASCII character counts as a letter. */
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c >= 0x80)
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			c >= 0x80)
 			alnum = 1;
 	}
 	return alnum;
@@ -51,8 +51,8 @@ sg_channel_name_valid(const char *name)
 		return 0;
 	for (i = 0; i < n; i++) {
 		c = (unsigned char)name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c >= 0x80 || strchr("-+=/_.@", c) != NULL))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			    c >= 0x80 || strchr("-+=/_.@", c) != NULL))
 			return 0;
 	}
 	return 1;
@@ -83,7 +83,7 @@ string_set(const json_t *a, const json_t *b, const char *extra)
 	if (v == NULL)
 		goto out;
 	for (k = 0; k < 2; k++)
-		json_array_foreach(arrays[k], idx, item)
+		json_array_foreach (arrays[k], idx, item)
 			if (json_is_string(item))
 				v[n++] = json_string_value(item);
 	if (extra != NULL)
@@ -99,8 +99,8 @@ out:
 }
 
 static int
-load(struct sg_txn *txn, enum sg_table t, const char *db, const char *name,
-	unsigned flags, json_t **out)
+load(struct sg_txn *txn, enum sg_table t, const char *db, const char *name, unsigned flags,
+	json_t **out)
 {
 	struct sg_key k;
 	struct sg_buf val;
@@ -130,8 +130,7 @@ save(struct sg_txn *txn, enum sg_table t, const char *db, const json_t *rec)
 	char *text;
 	int rc;
 
-	if (sg_key_make(&k, db, json_string_value(json_object_get(rec, "name")),
-	    (char *)NULL) != 0)
+	if (sg_key_make(&k, db, json_string_value(json_object_get(rec, "name")), (char *)NULL) != 0)
 		return SG_STORE_FAIL;
 	text = json_dumps(rec, JSON_COMPACT);
 	if (text == NULL)
@@ -152,8 +151,8 @@ del(struct sg_txn *txn, enum sg_table t, const char *db, const char *name)
 }
 
 int
-sg_user_load(struct sg_txn *txn, const struct sg_db_config *db, const char *name,
-	unsigned flags, json_t **out)
+sg_user_load(struct sg_txn *txn, const struct sg_db_config *db, const char *name, unsigned flags,
+	json_t **out)
 {
 	json_t *chans;
 	size_t i;
@@ -165,14 +164,13 @@ sg_user_load(struct sg_txn *txn, const struct sg_db_config *db, const char *name
 	chans = json_array();
 	for (i = 0; i < db->guest_channels.n; i++)
 		json_array_append_new(chans, json_string(db->guest_channels.v[i]));
-	*out = json_pack("{s:s, s:b, s:o}", "name", SG_GUEST, "disabled",
-		db->guest_disabled, "admin_channels", chans);
+	*out = json_pack("{s:s, s:b, s:o}", "name", SG_GUEST, "disabled", db->guest_disabled,
+		"admin_channels", chans);
 	return *out != NULL ? SG_STORE_OK : SG_STORE_FAIL;
 }
 
 int
-sg_role_load(struct sg_txn *txn, const char *db, const char *name, unsigned flags,
-	json_t **out)
+sg_role_load(struct sg_txn *txn, const char *db, const char *name, unsigned flags, json_t **out)
 {
 	return load(txn, SG_TABLE_ROLES, db, name, flags, out);
 }
@@ -202,7 +200,7 @@ sg_role_delete(struct sg_txn *txn, const char *db, const char *name)
 }
 
 struct list_arg {
-	size_t skip;      /* length of the "<db>\0" prefix */
+	size_t skip; /* length of the "<db>\0" prefix */
 	json_t *list;
 };
 
@@ -248,8 +246,8 @@ sg_role_list(struct sg_txn *txn, const char *db, json_t *out)
 }
 
 int
-sg_user_grants(struct sg_txn *txn, const char *db, const json_t *user,
-	json_t **channels, json_t **roles)
+sg_user_grants(struct sg_txn *txn, const char *db, const json_t *user, json_t **channels,
+	json_t **roles)
 {
 	json_t *wanted, *have = NULL, *chans = NULL, *role = NULL, *tmp, *item;
 	size_t i;
@@ -266,7 +264,7 @@ sg_user_grants(struct sg_txn *txn, const char *db, const json_t *user,
 		rc = SG_STORE_FAIL;
 		goto fail;
 	}
-	json_array_foreach(wanted, i, item) {
+	json_array_foreach (wanted, i, item) {
 		rc = sg_role_load(txn, db, json_string_value(item), 0, &role);
 		if (rc == SG_STORE_NOTFOUND)
 			continue;
@@ -296,15 +294,14 @@ fail:
 
 /* Checks that v is an array of strings each accepted by valid. */
 static int
-check_names(const json_t *v, int (*valid)(const char *), const char *field,
-	struct sg_error *err)
+check_names(const json_t *v, int (*valid)(const char *), const char *field, struct sg_error *err)
 {
 	const json_t *item;
 	size_t i;
 
 	if (!json_is_array(v))
 		return sg_error_set(err, 400, "%s must be an array of strings", field);
-	json_array_foreach(v, i, item) {
+	json_array_foreach (v, i, item) {
 		if (!json_is_string(item))
 			return sg_error_set(err, 400, "%s must be an array of strings", field);
 		if (!valid(json_string_value(item)))
@@ -332,11 +329,11 @@ email_valid(const char *s)
 	const char *at = strchr(s, '@');
 
 	return at != NULL && at != s && at[1] != '\0' && strchr(at + 1, '@') == NULL &&
-	    strpbrk(s, " \t\r\n<>\"") == NULL && strlen(s) <= 254;
+		strpbrk(s, " \t\r\n<>\"") == NULL && strlen(s) <= 254;
 }
 
-static const char *const user_readonly[] = {"all_channels", "roles", "jwt_issuer",
-	"jwt_roles", "jwt_channels", "jwt_last_updated", NULL};
+static const char *const user_readonly[] = {"all_channels", "roles", "jwt_issuer", "jwt_roles",
+	"jwt_channels", "jwt_last_updated", NULL};
 static const char *const role_readonly[] = {"all_channels", NULL};
 
 static int
@@ -359,8 +356,7 @@ check_name_field(const json_t *v, const char *name, struct sg_error *err)
 }
 
 int
-sg_user_check_doc(const json_t *body, const char *name, const json_t *current,
-	struct sg_error *err)
+sg_user_check_doc(const json_t *body, const char *name, const json_t *current, struct sg_error *err)
 {
 	const char *key;
 	const json_t *v;
@@ -369,7 +365,7 @@ sg_user_check_doc(const json_t *body, const char *name, const json_t *current,
 
 	if (!json_is_object(body))
 		return sg_error_set(err, 400, "Request body must be a JSON object");
-	json_object_foreach((json_t *)body, key, v) {
+	json_object_foreach ((json_t *)body, key, v) {
 		if (strcmp(key, "name") == 0) {
 			if (check_name_field(v, name, err) != 0)
 				return -1;
@@ -378,9 +374,11 @@ sg_user_check_doc(const json_t *body, const char *name, const json_t *current,
 				return sg_error_set(err, 400, "password must be a string");
 			plen = json_string_length(v);
 			if (plen < 3)
-				return sg_error_set(err, 400, "Passwords must be at least three characters");
+				return sg_error_set(err, 400,
+					"Passwords must be at least three characters");
 			if (memchr(json_string_value(v), '\0', plen) != NULL)
-				return sg_error_set(err, 400, "password may not hold a NUL character");
+				return sg_error_set(err, 400,
+					"password may not hold a NUL character");
 		} else if (strcmp(key, "admin_channels") == 0) {
 			if (check_names(v, sg_channel_name_valid, key, err) != 0)
 				return -1;
@@ -401,23 +399,23 @@ sg_user_check_doc(const json_t *body, const char *name, const json_t *current,
 			if (!same_value(v, json_object_get(current, key)))
 				return sg_error_set(err, 400, "%s is read-only", key);
 		} else {
-			return sg_error_set(err, 400, guest ? "Field %s is not allowed for GUEST" :
-				"Unknown field %s", key);
+			return sg_error_set(err, 400,
+				guest ? "Field %s is not allowed for GUEST" : "Unknown field %s",
+				key);
 		}
 	}
 	return 0;
 }
 
 int
-sg_role_check_doc(const json_t *body, const char *name, const json_t *current,
-	struct sg_error *err)
+sg_role_check_doc(const json_t *body, const char *name, const json_t *current, struct sg_error *err)
 {
 	const char *key;
 	const json_t *v;
 
 	if (!json_is_object(body))
 		return sg_error_set(err, 400, "Request body must be a JSON object");
-	json_object_foreach((json_t *)body, key, v) {
+	json_object_foreach ((json_t *)body, key, v) {
 		if (strcmp(key, "name") == 0) {
 			if (check_name_field(v, name, err) != 0)
 				return -1;

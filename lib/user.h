@@ -35,8 +35,8 @@ int sg_channel_name_valid(const char *name);
  */
 int sg_user_load(struct sg_txn *txn, const struct sg_db_config *db, const char *name,
 	unsigned flags, json_t **out);
-int sg_role_load(struct sg_txn *txn, const char *db, const char *name, unsigned flags,
-	json_t **out);
+int
+sg_role_load(struct sg_txn *txn, const char *db, const char *name, unsigned flags, json_t **out);
 
 /* Writes the record (borrowed) under its "name".  Store result codes. */
 int sg_user_save(struct sg_txn *txn, const char *db, const json_t *user);
@@ -59,8 +59,8 @@ int sg_role_list(struct sg_txn *txn, const char *db, json_t *list);
  * sorted array of its roles (admin and jwt).  Roles that do not exist are
  * left out of both.  Store result codes.
  */
-int sg_user_grants(struct sg_txn *txn, const char *db, const json_t *user,
-	json_t **channels, json_t **roles);
+int sg_user_grants(struct sg_txn *txn, const char *db, const json_t *user, json_t **channels,
+	json_t **roles);
 
 /*
  * Checks an administrator's user document for a PUT or POST (body is

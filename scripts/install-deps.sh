@@ -6,7 +6,7 @@ set -eu
 PACKAGES="autoconf automake libtool pkg-config make gcc
 libfcgi-dev libcurl4-gnutls-dev libgnutls28-dev libjansson-dev
 libjwt-gnutls-dev libdb-dev db5.3-util libcrypt-dev
-lighttpd lighttpd-modules-lua python3 curl wrk"
+lighttpd lighttpd-modules-lua python3 curl wrk clang-format"
 
 missing=""
 for p in $PACKAGES; do

@@ -27,8 +27,7 @@
 static void
 authorize(struct sg_request *r, const char *q, const char *c)
 {
-	static const char *const names[] = {"ECHO_METHOD", "ECHO_PATH", "ECHO_Q",
-	    "ECHO_C"};
+	static const char *const names[] = {"ECHO_METHOD", "ECHO_PATH", "ECHO_Q", "ECHO_C"};
 	const char *values[4];
 	struct sg_buf path;
 	size_t i;
@@ -86,14 +85,11 @@ echo(struct sg_request *r, void *ctx)
 	for (i = 0; i < r->n_segs; i++)
 		if (json_array_append_new(segs, json_string(r->segs[i])) != 0)
 			goto fail;
-	out = json_pack("{s:s,s:O,s:o?,s:o?,s:O?,s:s,s:b}",
-	    "method", r->method,
-	    "segs", segs,
-	    "q", has_q ? json_string(sg_buf_str(&q)) : NULL,
-	    "c", has_c ? json_string(sg_buf_str(&c)) : NULL,
-	    "body", body,
-	    "role", r->role == SG_ROLE_AUTHORIZER ? "authorizer" : "responder",
-	    "loopback", sg_request_from_loopback(r));
+	out = json_pack("{s:s,s:O,s:o?,s:o?,s:O?,s:s,s:b}", "method", r->method, "segs", segs, "q",
+		has_q ? json_string(sg_buf_str(&q)) : NULL, "c",
+		has_c ? json_string(sg_buf_str(&c)) : NULL, "body", body, "role",
+		r->role == SG_ROLE_AUTHORIZER ? "authorizer" : "responder", "loopback",
+		sg_request_from_loopback(r));
 	if (out == NULL)
 		goto fail;
 	sg_response_json(r, 200, out);

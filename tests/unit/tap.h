@@ -37,7 +37,8 @@ tap_is_str(const char *got, const char *want, const char *name)
 	int same = got != NULL && want != NULL ? strcmp(got, want) == 0 : got == want;
 
 	if (!tap_ok(same, name))
-		printf("#   got \"%s\", want \"%s\"\n", got ? got : "(null)", want ? want : "(null)");
+		printf("#   got \"%s\", want \"%s\"\n", got ? got : "(null)",
+			want ? want : "(null)");
 	return same;
 }
 

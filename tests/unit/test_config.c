@@ -137,7 +137,7 @@ test_valid_dir(void)
 		sg_error_clear(&err);
 		cfg = NULL;
 		if (!tap_is_int(sg_config_load(sg_buf_str(&path), &cfg, &err), 0,
-		    sg_buf_str(&name)))
+			    sg_buf_str(&name)))
 			printf("#   %s\n", err.reason);
 		sg_config_free(cfg);
 		free(names[i]);
@@ -167,8 +167,7 @@ test_invalid_dir(void)
 		printf("#   %s: %s\n", sg_buf_str(&path), strerror(errno));
 	for (i = 0; i < n; i++) {
 		sg_buf_reset(&path);
-		sg_buf_addf(&path, "%s/tests/data/config/invalid/%s", srcdir,
-		    names[i]->d_name);
+		sg_buf_addf(&path, "%s/tests/data/config/invalid/%s", srcdir, names[i]->d_name);
 		sg_buf_reset(&errpath);
 		sg_buf_add(&errpath, path.data, path.len - strlen(".json"));
 		sg_buf_adds(&errpath, ".err");
@@ -279,20 +278,20 @@ test_full_provider(const struct sg_db_config *db)
 		tap_is_str(g->scope.v[2], "profile", "scope in order");
 	tap_is_int(g->include_access, 1, "include_access");
 	tap_ok(g->discovery_url == NULL && g->roles_claim == NULL && g->channels_claim == NULL,
-	    "null discovery_url and claims are unset");
+		"null discovery_url and claims are unset");
 
 	tap_ok(k->client_secret == NULL, "no secret without validation_key");
 	tap_is_str(k->issuer, "https://idp.example.com:8443/realms/sync", "issuer with port");
 	tap_is_str(k->callback_url, "http://sync.example.com/db/_oidc_callback",
-	    "http callback_url allowed");
+		"http callback_url allowed");
 	tap_is_int(k->register_users, 0, "register false");
 	tap_is_str(k->user_prefix, "kc", "user_prefix");
 	tap_is_int(k->disable_session, 1, "disable_session");
 	tap_is_int((long long)k->scope.n, 1, "one scope");
 	tap_is_int(k->include_access, 0, "include_access false");
 	tap_is_str(k->discovery_url,
-	    "https://idp.example.com:8443/realms/sync/.well-known/openid-configuration",
-	    "discovery_url");
+		"https://idp.example.com:8443/realms/sync/.well-known/openid-configuration",
+		"discovery_url");
 	tap_is_str(k->roles_claim, "roles", "roles_claim");
 	tap_is_str(k->channels_claim, "channels", "channels_claim");
 }
@@ -313,8 +312,8 @@ test_full_local_jwt(const struct sg_db_config *db)
 	if (a->algorithms.n == 2)
 		tap_is_str(a->algorithms.v[1], "ES256", "algorithms in order");
 	tap_is_int((long long)json_array_size(a->keys), 1, "one key");
-	tap_is_str(json_string_value(json_object_get(json_array_get(a->keys, 0), "kid")),
-	    "k1", "key kept as JSON");
+	tap_is_str(json_string_value(json_object_get(json_array_get(a->keys, 0), "kid")), "k1",
+		"key kept as JSON");
 	tap_ok(a->jwks_uri == NULL, "null jwks_uri is unset");
 	tap_is_int(a->register_users, 1, "local_jwt register");
 	tap_is_str(a->username_claim, "sub", "local_jwt username_claim");
@@ -377,7 +376,7 @@ test_first_provider_default(void)
 	if (cfg == NULL)
 		return;
 	tap_is_str(cfg->dbs[0].providers[cfg->dbs[0].default_provider].name, "zeta",
-	    "first provider in the file is the default");
+		"first provider in the file is the default");
 	sg_config_free(cfg);
 }
 
@@ -406,10 +405,10 @@ test_default_path(void)
 	tap_is_str(sg_config_default_path(), "/tmp/x.json", "SYNCGATE_CONFIG wins");
 	setenv("SYNCGATE_CONFIG", "", 1);
 	tap_is_str(sg_config_default_path(), SYSCONFDIR "/syncgate/syncgate.json",
-	    "empty SYNCGATE_CONFIG ignored");
+		"empty SYNCGATE_CONFIG ignored");
 	unsetenv("SYNCGATE_CONFIG");
 	tap_is_str(sg_config_default_path(), SYSCONFDIR "/syncgate/syncgate.json",
-	    "default path under sysconfdir");
+		"default path under sysconfdir");
 	sg_config_free(NULL);
 }
 
@@ -419,8 +418,8 @@ test_default_path(void)
  * sg_config_load returned; *cfg and err are filled in.
  */
 static int
-load_with_secret(const char *dir, const char *secretfile, const char *extra,
-	struct sg_config **cfg, struct sg_error *err)
+load_with_secret(const char *dir, const char *secretfile, const char *extra, struct sg_config **cfg,
+	struct sg_error *err)
 {
 	struct sg_buf path, json;
 	int rc = -1;
@@ -428,9 +427,11 @@ load_with_secret(const char *dir, const char *secretfile, const char *extra,
 	sg_buf_init(&path, FILE_MAX);
 	sg_buf_init(&json, FILE_MAX);
 	sg_buf_addf(&path, "%s/syncgate.json", dir);
-	sg_buf_addf(&json, "{\"databases\": {\"db\": {\"oidc\": {\"providers\": {\"p\": "
-	    "{\"issuer\": \"https://p.example.com\", \"client_id\": \"c\", "
-	    "\"validation_key_file\": \"%s\"%s}}}}}}", secretfile, extra);
+	sg_buf_addf(&json,
+		"{\"databases\": {\"db\": {\"oidc\": {\"providers\": {\"p\": "
+		"{\"issuer\": \"https://p.example.com\", \"client_id\": \"c\", "
+		"\"validation_key_file\": \"%s\"%s}}}}}}",
+		secretfile, extra);
 	*cfg = NULL;
 	sg_error_clear(err);
 	if (write_file(sg_buf_str(&path), sg_buf_str(&json), 0600) != 0) {
@@ -464,65 +465,69 @@ test_secret_file(void)
 
 	write_file(sg_buf_str(&sfile), "s3cret-VALUE-42\n", 0600);
 	if (!tap_is_int(load_with_secret(dir, sg_buf_str(&sfile), "", &cfg, &err), 0,
-	    "secret file with mode 0600 loads"))
+		    "secret file with mode 0600 loads"))
 		printf("#   %s\n", err.reason);
 	if (cfg != NULL) {
 		tap_is_str(cfg->dbs[0].providers[0].client_secret, secret,
-		    "secret read, trailing newline removed");
+			"secret read, trailing newline removed");
 		tap_is_str(cfg->dbs[0].providers[0].validation_key_file, sg_buf_str(&sfile),
-		    "validation_key_file kept");
+			"validation_key_file kept");
 	}
 	sg_config_free(cfg);
 
 	write_file(sg_buf_str(&sfile), "s3cret-VALUE-42", 0640);
 	tap_is_int(load_with_secret(dir, sg_buf_str(&sfile), "", &cfg, &err), 0,
-	    "secret file without newline, group-readable, loads");
+		"secret file without newline, group-readable, loads");
 	if (cfg != NULL)
 		tap_is_str(cfg->dbs[0].providers[0].client_secret, secret, "secret as is");
 	sg_config_free(cfg);
 
 	write_file(sg_buf_str(&sfile), "s3cret-VALUE-42\n", 0644);
 	tap_is_int(load_with_secret(dir, sg_buf_str(&sfile), "", &cfg, &err), -1,
-	    "world-readable secret file refused");
-	sg_buf_addf(&want, "%s: databases.db.oidc.providers.p.validation_key_file: "
-	    "%s is readable by others (mode 0644)", sg_buf_str(&cfile), sg_buf_str(&sfile));
+		"world-readable secret file refused");
+	sg_buf_addf(&want,
+		"%s: databases.db.oidc.providers.p.validation_key_file: "
+		"%s is readable by others (mode 0644)",
+		sg_buf_str(&cfile), sg_buf_str(&sfile));
 	tap_is_str(err.reason, sg_buf_str(&want), "readable-by-others error line");
 	tap_ok(strstr(err.reason, secret) == NULL, "error line does not hold the secret");
 
 	write_file(sg_buf_str(&sfile), "s3cret-VALUE-42\n", 0602);
 	tap_is_int(load_with_secret(dir, sg_buf_str(&sfile), "", &cfg, &err), -1,
-	    "world-writable secret file refused");
+		"world-writable secret file refused");
 	tap_ok(strstr(err.reason, "is writable by others") != NULL, "writable-by-others error");
 
 	write_file(sg_buf_str(&sfile), "\n", 0600);
 	tap_is_int(load_with_secret(dir, sg_buf_str(&sfile), "", &cfg, &err), -1,
-	    "empty secret file refused");
+		"empty secret file refused");
 	tap_ok(strstr(err.reason, "is empty") != NULL, "empty secret error");
 
 	write_file(sg_buf_str(&sfile), "s3cret-VALUE-42\nsecond line\n", 0600);
 	tap_is_int(load_with_secret(dir, sg_buf_str(&sfile), "", &cfg, &err), -1,
-	    "two-line secret file refused");
+		"two-line secret file refused");
 	tap_ok(strstr(err.reason, secret) == NULL && strstr(err.reason, "second") == NULL,
-	    "two-line error does not hold the secret");
+		"two-line error does not hold the secret");
 
 	/* A later error in the same provider must not echo the secret either. */
 	write_file(sg_buf_str(&sfile), "s3cret-VALUE-42\n", 0600);
 	tap_is_int(load_with_secret(dir, sg_buf_str(&sfile),
-	    ", \"validation_key\": \"s3cret-VALUE-42\"", &cfg, &err), -1,
-	    "validation_key with validation_key_file refused");
+			   ", \"validation_key\": \"s3cret-VALUE-42\"", &cfg, &err),
+		-1, "validation_key with validation_key_file refused");
 	tap_ok(strstr(err.reason, secret) == NULL, "both-set error does not hold the secret");
-	tap_is_int(load_with_secret(dir, sg_buf_str(&sfile),
-	    ", \"scope\": [\"s3cret-VALUE-42\"]", &cfg, &err), -1,
-	    "another error in a provider with a secret file");
+	tap_is_int(load_with_secret(dir, sg_buf_str(&sfile), ", \"scope\": [\"s3cret-VALUE-42\"]",
+			   &cfg, &err),
+		-1, "another error in a provider with a secret file");
 	tap_ok(strstr(err.reason, "scope") != NULL && strstr(err.reason, secret) == NULL,
-	    "that error does not hold the secret");
+		"that error does not hold the secret");
 
 	unlink(sg_buf_str(&sfile));
 	tap_is_int(load_with_secret(dir, sg_buf_str(&sfile), "", &cfg, &err), -1,
-	    "missing secret file refused");
+		"missing secret file refused");
 	sg_buf_reset(&want);
-	sg_buf_addf(&want, "%s: databases.db.oidc.providers.p.validation_key_file: "
-	    "cannot read %s: %s", sg_buf_str(&cfile), sg_buf_str(&sfile), strerror(ENOENT));
+	sg_buf_addf(&want,
+		"%s: databases.db.oidc.providers.p.validation_key_file: "
+		"cannot read %s: %s",
+		sg_buf_str(&cfile), sg_buf_str(&sfile), strerror(ENOENT));
 	tap_is_str(err.reason, sg_buf_str(&want), "missing secret file error line");
 
 	unlink(sg_buf_str(&cfile));
@@ -542,7 +547,8 @@ test_sample(void)
 
 	sg_buf_init(&path, FILE_MAX);
 	sg_buf_addf(&path, "%s/etc/syncgate.json", srcdir);
-	if (!tap_is_int(sg_config_load(sg_buf_str(&path), &cfg, &err), 0, "etc/syncgate.json loads"))
+	if (!tap_is_int(sg_config_load(sg_buf_str(&path), &cfg, &err), 0,
+		    "etc/syncgate.json loads"))
 		printf("#   %s\n", err.reason);
 	sg_config_free(cfg);
 	sg_buf_free(&path);

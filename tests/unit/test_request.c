@@ -110,15 +110,16 @@ json_response(const char *status, const char *extra, const char *body)
 	struct sg_buf b;
 
 	sg_buf_init(&b, CAPTURE_MAX);
-	sg_buf_addf(&b, "Status: %s\r\n%sContent-Type: application/json\r\n"
-	    "Content-Length: %zu\r\n\r\n%s", status, extra, strlen(body), body);
+	sg_buf_addf(&b,
+		"Status: %s\r\n%sContent-Type: application/json\r\n"
+		"Content-Length: %zu\r\n\r\n%s",
+		status, extra, strlen(body), body);
 	return sg_buf_take(&b);
 }
 
 /* Serves a request and compares the whole response with want (freed). */
 static void
-check(char **envp, const char *body, sg_handler_fn handler, void *ctx,
-	char *want, const char *name)
+check(char **envp, const char *body, sg_handler_fn handler, void *ctx, char *want, const char *name)
 {
 	char *got;
 
@@ -197,8 +198,7 @@ h_redirect_bad(struct sg_request *r, void *ctx)
 static void
 h_authorize(struct sg_request *r, void *ctx)
 {
-	static const char *const names[] = {"SYNCGATE_USER", "SYNCGATE_CHANNELS",
-	    "SYNCGATE_AUTH"};
+	static const char *const names[] = {"SYNCGATE_USER", "SYNCGATE_CHANNELS", "SYNCGATE_AUTH"};
 	static const char *const values[] = {"", "a,b", "guest"};
 
 	sg_response_header(r, "X-Extra", "1");
@@ -317,72 +317,86 @@ test_responses(void)
 	char *got;
 
 	check(get, NULL, h_ok, NULL, json_response("200 OK", "", "{\"ok\":true}"),
-	    "200 with a JSON body");
-	check(get, NULL, h_nothing, NULL, json_response("500 Internal Server Error", "",
-	    "{\"error\":\"Internal Server Error\","
-	    "\"reason\":\"The handler sent no response\"}"),
-	    "a handler that sends nothing gets a 500");
-	check(get, NULL, h_not_found, NULL, json_response("404 Not Found", "",
-	    "{\"error\":\"not_found\",\"reason\":\"no such database\"}"),
-	    "404 error is not_found");
-	check(get, NULL, h_conflict, NULL, json_response("409 Conflict", "",
-	    "{\"error\":\"conflict\",\"reason\":\"User exists\"}"),
-	    "409 from an sg_error is conflict");
-	check(get, NULL, h_unset_error, NULL, json_response("500 Internal Server Error",
-	    "", "{\"error\":\"Internal Server Error\","
-	    "\"reason\":\"Internal Server Error\"}"),
-	    "an unset sg_error answers 500");
-	check(get, NULL, h_twice, NULL, json_response("403 Forbidden", "",
-	    "{\"error\":\"Forbidden\",\"reason\":\"first\"}"),
-	    "only the first response is sent");
-	check(post, NULL, h_405, NULL, json_response("405 Method Not Allowed",
-	    "Allow: GET, PUT\r\n",
-	    "{\"error\":\"Method Not Allowed\",\"reason\":\"Method POST not allowed\"}"),
-	    "405 with Allow");
+		"200 with a JSON body");
+	check(get, NULL, h_nothing, NULL,
+		json_response("500 Internal Server Error", "",
+			"{\"error\":\"Internal Server Error\","
+			"\"reason\":\"The handler sent no response\"}"),
+		"a handler that sends nothing gets a 500");
+	check(get, NULL, h_not_found, NULL,
+		json_response("404 Not Found", "",
+			"{\"error\":\"not_found\",\"reason\":\"no such database\"}"),
+		"404 error is not_found");
+	check(get, NULL, h_conflict, NULL,
+		json_response("409 Conflict", "",
+			"{\"error\":\"conflict\",\"reason\":\"User exists\"}"),
+		"409 from an sg_error is conflict");
+	check(get, NULL, h_unset_error, NULL,
+		json_response("500 Internal Server Error", "",
+			"{\"error\":\"Internal Server Error\","
+			"\"reason\":\"Internal Server Error\"}"),
+		"an unset sg_error answers 500");
+	check(get, NULL, h_twice, NULL,
+		json_response("403 Forbidden", "",
+			"{\"error\":\"Forbidden\",\"reason\":\"first\"}"),
+		"only the first response is sent");
+	check(post, NULL, h_405, NULL,
+		json_response("405 Method Not Allowed", "Allow: GET, PUT\r\n",
+			"{\"error\":\"Method Not Allowed\",\"reason\":\"Method POST not allowed\"}"),
+		"405 with Allow");
 	got = serve(get, NULL, 0, h_redirect, NULL);
-	tap_is_str(got, "Status: 302 Found\r\n"
-	    "Location: https://idp.example/auth?state=abc\r\n"
-	    "Content-Length: 0\r\n\r\n", "302 redirect without a body");
+	tap_is_str(got,
+		"Status: 302 Found\r\n"
+		"Location: https://idp.example/auth?state=abc\r\n"
+		"Content-Length: 0\r\n\r\n",
+		"302 redirect without a body");
 	free(got);
-	check(get, NULL, h_redirect_bad, NULL, json_response("500 Internal Server Error",
-	    "", "{\"error\":\"Internal Server Error\","
-	    "\"reason\":\"Could not build the response\"}"),
-	    "redirect to a location with CR/LF refused");
+	check(get, NULL, h_redirect_bad, NULL,
+		json_response("500 Internal Server Error", "",
+			"{\"error\":\"Internal Server Error\","
+			"\"reason\":\"Could not build the response\"}"),
+		"redirect to a location with CR/LF refused");
 	got = serve(get, NULL, 0, h_authorize, NULL);
-	tap_is_str(got, "Status: 200 OK\r\n"
-	    "Variable-SYNCGATE_USER: \r\n"
-	    "Variable-SYNCGATE_CHANNELS: a,b\r\n"
-	    "Variable-SYNCGATE_AUTH: guest\r\n"
-	    "X-Extra: 1\r\n\r\n", "authorizer answer with Variable- lines");
+	tap_is_str(got,
+		"Status: 200 OK\r\n"
+		"Variable-SYNCGATE_USER: \r\n"
+		"Variable-SYNCGATE_CHANNELS: a,b\r\n"
+		"Variable-SYNCGATE_AUTH: guest\r\n"
+		"X-Extra: 1\r\n\r\n",
+		"authorizer answer with Variable- lines");
 	free(got);
 	check(get, NULL, h_authorize_crlf, NULL,
-	    json_response("500 Internal Server Error", "",
-	    "{\"error\":\"Internal Server Error\","
-	    "\"reason\":\"Could not build the response\"}"),
-	    "authorizer value with CR/LF answers 500");
+		json_response("500 Internal Server Error", "",
+			"{\"error\":\"Internal Server Error\","
+			"\"reason\":\"Could not build the response\"}"),
+		"authorizer value with CR/LF answers 500");
 	check(get, NULL, h_authorize_badname, NULL,
-	    json_response("500 Internal Server Error", "",
-	    "{\"error\":\"Internal Server Error\","
-	    "\"reason\":\"Could not build the response\"}"),
-	    "authorizer variable name with a space answers 500");
-	check(get, NULL, h_www_authenticate, NULL, json_response("401 Unauthorized",
-	    "WWW-Authenticate: Basic realm=\"syncgate\"\r\n",
-	    "{\"error\":\"Unauthorized\",\"reason\":\"Login required\"}"),
-	    "401 carries WWW-Authenticate");
-	check(post, NULL, h_set_cookie, NULL, json_response("200 OK",
-	    "Set-Cookie: SyncGatewaySession=abc; Path=/db; HttpOnly\r\n",
-	    "{\"ok\":true}"), "200 carries Set-Cookie");
-	check(get, NULL, h_injection, counts, json_response("200 OK",
-	    "X-Ok: tab\there\r\n", "{\"ok\":true}"), "no injected header sent");
+		json_response("500 Internal Server Error", "",
+			"{\"error\":\"Internal Server Error\","
+			"\"reason\":\"Could not build the response\"}"),
+		"authorizer variable name with a space answers 500");
+	check(get, NULL, h_www_authenticate, NULL,
+		json_response("401 Unauthorized", "WWW-Authenticate: Basic realm=\"syncgate\"\r\n",
+			"{\"error\":\"Unauthorized\",\"reason\":\"Login required\"}"),
+		"401 carries WWW-Authenticate");
+	check(post, NULL, h_set_cookie, NULL,
+		json_response("200 OK",
+			"Set-Cookie: SyncGatewaySession=abc; Path=/db; HttpOnly\r\n",
+			"{\"ok\":true}"),
+		"200 carries Set-Cookie");
+	check(get, NULL, h_injection, counts,
+		json_response("200 OK", "X-Ok: tab\there\r\n", "{\"ok\":true}"),
+		"no injected header sent");
 	tap_is_int(counts[0], 10, "bad header names and values refused");
 	tap_is_int(counts[1], 1, "good header kept");
 	got = serve(head, NULL, 0, h_ok, NULL);
-	tap_is_str(got, "Status: 200 OK\r\nContent-Type: application/json\r\n"
-	    "Content-Length: 11\r\n\r\n", "HEAD gets the headers only");
+	tap_is_str(got,
+		"Status: 200 OK\r\nContent-Type: application/json\r\n"
+		"Content-Length: 11\r\n\r\n",
+		"HEAD gets the headers only");
 	free(got);
 	tap_is_str(sg_status_text(413), "Payload Too Large", "status text 413");
-	tap_is_str(sg_status_text(431), "Request Header Fields Too Large",
-	    "status text 431");
+	tap_is_str(sg_status_text(431), "Request Header Fields Too Large", "status text 431");
 	tap_is_str(sg_status_text(418), "Unknown", "unknown status text");
 }
 
@@ -398,53 +412,51 @@ test_limits(void)
 	memset(query + off, 'a', SG_QUERY_MAX);
 	query[off + SG_QUERY_MAX] = '\0';
 	check(env, NULL, h_ok, NULL, json_response("200 OK", "", "{\"ok\":true}"),
-	    "query string of exactly 8192 bytes accepted");
+		"query string of exactly 8192 bytes accepted");
 	query[off + SG_QUERY_MAX] = 'a';
 	query[off + SG_QUERY_MAX + 1] = '\0';
-	check(env, NULL, h_ok, NULL, json_response("414 URI Too Long", "",
-	    "{\"error\":\"URI Too Long\",\"reason\":\"Query string over 8192 bytes\"}"),
-	    "query string over 8192 bytes is 414");
+	check(env, NULL, h_ok, NULL,
+		json_response("414 URI Too Long", "",
+			"{\"error\":\"URI Too Long\",\"reason\":\"Query string over 8192 bytes\"}"),
+		"query string over 8192 bytes is 414");
 
 	off = (size_t)snprintf(cookie, sizeof(cookie), "HTTP_COOKIE=");
 	memset(cookie + off, 'c', SG_COOKIE_MAX);
 	cookie[off + SG_COOKIE_MAX] = '\0';
 	check(env2, NULL, h_ok, NULL, json_response("200 OK", "", "{\"ok\":true}"),
-	    "cookie header of exactly 8192 bytes accepted");
+		"cookie header of exactly 8192 bytes accepted");
 	cookie[off + SG_COOKIE_MAX] = 'c';
 	cookie[off + SG_COOKIE_MAX + 1] = '\0';
 	check(env2, NULL, h_ok, NULL,
-	    json_response("431 Request Header Fields Too Large", "",
-	    "{\"error\":\"Request Header Fields Too Large\","
-	    "\"reason\":\"Cookie header over 8192 bytes\"}"),
-	    "cookie header over 8192 bytes is 431");
+		json_response("431 Request Header Fields Too Large", "",
+			"{\"error\":\"Request Header Fields Too Large\","
+			"\"reason\":\"Cookie header over 8192 bytes\"}"),
+		"cookie header over 8192 bytes is 431");
 }
 
 static void
 test_body(void)
 {
 	char *big;
-	char *mib[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/db/_user/a",
-	    "CONTENT_LENGTH=1048576", NULL};
-	char *over[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/db/_user/a",
-	    "CONTENT_LENGTH=1048577", NULL};
+	char *mib[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/db/_user/a", "CONTENT_LENGTH=1048576",
+		NULL};
+	char *over[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/db/_user/a", "CONTENT_LENGTH=1048577",
+		NULL};
 	char *huge[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/db/_user/a",
-	    "CONTENT_LENGTH=99999999999999999999999999", NULL};
-	char *shortb[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/db/_user/a",
-	    "CONTENT_LENGTH=10", NULL};
+		"CONTENT_LENGTH=99999999999999999999999999", NULL};
+	char *shortb[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/db/_user/a", "CONTENT_LENGTH=10",
+		NULL};
 	char *none[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/db/_user/a", NULL};
 	char *empty[] = {"REQUEST_METHOD=DELETE", "REQUEST_URI=/db/_user/a",
-	    "CONTENT_LENGTH=", NULL};
-	char *bad1[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/db/_user/a",
-	    "CONTENT_LENGTH=12a", NULL};
-	char *bad2[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/db/_user/a",
-	    "CONTENT_LENGTH=-1", NULL};
-	char *bad3[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/db/_user/a",
-	    "CONTENT_LENGTH= 5", NULL};
-	char *bad4[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/db/_user/a",
-	    "CONTENT_LENGTH=+5", NULL};
+		"CONTENT_LENGTH=", NULL};
+	char *bad1[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/db/_user/a", "CONTENT_LENGTH=12a",
+		NULL};
+	char *bad2[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/db/_user/a", "CONTENT_LENGTH=-1", NULL};
+	char *bad3[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/db/_user/a", "CONTENT_LENGTH= 5", NULL};
+	char *bad4[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/db/_user/a", "CONTENT_LENGTH=+5", NULL};
 	char *got, *want;
 	const char *invalid_cl = "{\"error\":\"Bad Request\","
-	    "\"reason\":\"Invalid Content-Length\"}";
+				 "\"reason\":\"Invalid Content-Length\"}";
 
 	big = malloc(SG_BODY_MAX + 1);
 	if (big == NULL)
@@ -456,32 +468,35 @@ test_body(void)
 	free(got);
 	free(want);
 	got = serve(over, big, SG_BODY_MAX + 1, h_body_len, NULL);
-	want = json_response("413 Payload Too Large", "", "{\"error\":"
-	    "\"Payload Too Large\",\"reason\":\"Request body over 1048576 bytes\"}");
+	want = json_response("413 Payload Too Large", "",
+		"{\"error\":"
+		"\"Payload Too Large\",\"reason\":\"Request body over 1048576 bytes\"}");
 	tap_is_str(got, want, "body of 1 MiB + 1 is 413");
 	free(got);
 	free(want);
 	free(big);
-	check(huge, "x", h_body_len, NULL, json_response("413 Payload Too Large", "",
-	    "{\"error\":\"Payload Too Large\","
-	    "\"reason\":\"Request body over 1048576 bytes\"}"),
-	    "an enormous Content-Length is 413, not an overflow");
-	check(shortb, "abc", h_body_len, NULL, json_response("400 Bad Request", "",
-	    "{\"error\":\"Bad Request\","
-	    "\"reason\":\"Request body shorter than its Content-Length\"}"),
-	    "short body is 400");
+	check(huge, "x", h_body_len, NULL,
+		json_response("413 Payload Too Large", "",
+			"{\"error\":\"Payload Too Large\","
+			"\"reason\":\"Request body over 1048576 bytes\"}"),
+		"an enormous Content-Length is 413, not an overflow");
+	check(shortb, "abc", h_body_len, NULL,
+		json_response("400 Bad Request", "",
+			"{\"error\":\"Bad Request\","
+			"\"reason\":\"Request body shorter than its Content-Length\"}"),
+		"short body is 400");
 	check(none, NULL, h_body_len, NULL, json_response("200 OK", "", "{\"len\":0}"),
-	    "missing Content-Length is an empty body");
+		"missing Content-Length is an empty body");
 	check(empty, NULL, h_body_len, NULL, json_response("200 OK", "", "{\"len\":0}"),
-	    "empty Content-Length is an empty body");
+		"empty Content-Length is an empty body");
 	check(bad1, "123456789012", h_body_len, NULL,
-	    json_response("400 Bad Request", "", invalid_cl), "Content-Length 12a");
-	check(bad2, NULL, h_body_len, NULL,
-	    json_response("400 Bad Request", "", invalid_cl), "Content-Length -1");
-	check(bad3, "12345", h_body_len, NULL,
-	    json_response("400 Bad Request", "", invalid_cl), "Content-Length ' 5'");
-	check(bad4, "12345", h_body_len, NULL,
-	    json_response("400 Bad Request", "", invalid_cl), "Content-Length +5");
+		json_response("400 Bad Request", "", invalid_cl), "Content-Length 12a");
+	check(bad2, NULL, h_body_len, NULL, json_response("400 Bad Request", "", invalid_cl),
+		"Content-Length -1");
+	check(bad3, "12345", h_body_len, NULL, json_response("400 Bad Request", "", invalid_cl),
+		"Content-Length ' 5'");
+	check(bad4, "12345", h_body_len, NULL, json_response("400 Bad Request", "", invalid_cl),
+		"Content-Length +5");
 }
 
 static void
@@ -493,14 +508,20 @@ test_json_body(void)
 	static const struct {
 		const char *body, *want_body, *name;
 	} cases[] = {
-		{"{\"name\":\"al\\u00e9\", \"n\": [1, 2]}",
-		    "{\"name\":\"al\xc3\xa9\",\"n\":[1,2]}", "object echoed compact"},
-		{"{\"a\":\"\xff\"}", "{\"error\":\"Bad Request\","
-		    "\"reason\":\"Invalid UTF-8 in request body\"}", "invalid UTF-8"},
-		{"[1,2]", "{\"error\":\"Bad Request\","
-		    "\"reason\":\"Request body must be a JSON object\"}", "array refused"},
-		{"\"str\"", "{\"error\":\"Bad Request\","
-		    "\"reason\":\"Request body must be a JSON object\"}", "string refused"},
+		{"{\"name\":\"al\\u00e9\", \"n\": [1, 2]}", "{\"name\":\"al\xc3\xa9\",\"n\":[1,2]}",
+			"object echoed compact"},
+		{"{\"a\":\"\xff\"}",
+			"{\"error\":\"Bad Request\","
+			"\"reason\":\"Invalid UTF-8 in request body\"}",
+			"invalid UTF-8"},
+		{"[1,2]",
+			"{\"error\":\"Bad Request\","
+			"\"reason\":\"Request body must be a JSON object\"}",
+			"array refused"},
+		{"\"str\"",
+			"{\"error\":\"Bad Request\","
+			"\"reason\":\"Request body must be a JSON object\"}",
+			"string refused"},
 		{"{\"a\":\"\\u0000\"}", NULL, "escaped NUL refused"},
 	};
 	size_t i;
@@ -510,37 +531,39 @@ test_json_body(void)
 		snprintf(cl, sizeof(cl), "CONTENT_LENGTH=%zu", strlen(cases[i].body));
 		got = serve(env, cases[i].body, strlen(cases[i].body), h_json_body, NULL);
 		if (cases[i].want_body != NULL) {
-			want = json_response(strncmp(cases[i].want_body, "{\"error\"", 8) == 0 ?
-			    "400 Bad Request" : "200 OK", "", cases[i].want_body);
+			want = json_response(strncmp(cases[i].want_body, "{\"error\"", 8) == 0
+					? "400 Bad Request"
+					: "200 OK",
+				"", cases[i].want_body);
 			tap_is_str(got, want, cases[i].name);
 			free(want);
 		} else {
 			tap_ok(strncmp(got, "Status: 400 Bad Request\r\n", 25) == 0 &&
-			    strstr(got, "\"reason\":\"Invalid JSON: ") != NULL,
-			    cases[i].name);
+					strstr(got, "\"reason\":\"Invalid JSON: ") != NULL,
+				cases[i].name);
 		}
 		free(got);
 	}
-	check(none, NULL, h_json_body, NULL, json_response("400 Bad Request", "",
-	    "{\"error\":\"Bad Request\",\"reason\":\"Missing request body\"}"),
-	    "empty body refused");
+	check(none, NULL, h_json_body, NULL,
+		json_response("400 Bad Request", "",
+			"{\"error\":\"Bad Request\",\"reason\":\"Missing request body\"}"),
+		"empty body refused");
 
 	snprintf(cl, sizeof(cl), "CONTENT_LENGTH=%zu", strlen("{\"a\":1,\"a\":2}"));
-	got = serve(env, "{\"a\":1,\"a\":2}", strlen("{\"a\":1,\"a\":2}"), h_json_body,
-	    NULL);
+	got = serve(env, "{\"a\":1,\"a\":2}", strlen("{\"a\":1,\"a\":2}"), h_json_body, NULL);
 	tap_ok(strstr(got, "Status: 400 Bad Request\r\n") == got &&
-	    strstr(got, "\"reason\":\"Invalid JSON: duplicate object key") != NULL,
-	    "duplicate keys refused");
+			strstr(got, "\"reason\":\"Invalid JSON: duplicate object key") != NULL,
+		"duplicate keys refused");
 	free(got);
 	snprintf(cl, sizeof(cl), "CONTENT_LENGTH=%zu", strlen("{\"a\":"));
 	got = serve(env, "{\"a\":", strlen("{\"a\":"), h_json_body, NULL);
 	tap_ok(strstr(got, "Status: 400 Bad Request\r\n") == got &&
-	    strstr(got, "\"reason\":\"Invalid JSON: ") != NULL, "syntax error refused");
+			strstr(got, "\"reason\":\"Invalid JSON: ") != NULL,
+		"syntax error refused");
 	free(got);
 	snprintf(cl, sizeof(cl), "CONTENT_LENGTH=%zu", strlen("{} x"));
 	got = serve(env, "{} x", strlen("{} x"), h_json_body, NULL);
-	tap_ok(strstr(got, "\"reason\":\"Invalid JSON: ") != NULL,
-	    "trailing garbage refused");
+	tap_ok(strstr(got, "\"reason\":\"Invalid JSON: ") != NULL, "trailing garbage refused");
 	free(got);
 }
 
@@ -554,17 +577,18 @@ test_path(void)
 		{"REQUEST_URI=/db", "[\"db\"]", "one segment"},
 		{"REQUEST_URI=/", "[\"\"]", "root is one empty segment"},
 		{"REQUEST_URI=/db/_oidc?x=/y/z&q=%zz", "[\"db\",\"_oidc\"]",
-		    "query not part of the path"},
+			"query not part of the path"},
 		{"REQUEST_URI=/a%20b/c+d/%C3%A9", "[\"a b\",\"c+d\",\"\xc3\xa9\"]",
-		    "segments decoded once, plus kept"},
+			"segments decoded once, plus kept"},
 		{"REQUEST_URI=/db/a%2Fb", "[\"db\",\"a/b\"]", "encoded slash stays in its segment"},
 		{"REQUEST_URI=/db/%2541", "[\"db\",\"%41\"]", "decoded only once"},
-		{"REQUEST_URI=/1/2/3/4/5/6/7/8", "[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\"]",
-		    "eight segments accepted"},
+		{"REQUEST_URI=/1/2/3/4/5/6/7/8",
+			"[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\"]",
+			"eight segments accepted"},
 		{"REQUEST_URI=/1/2/3/4/5/6/7/8/9", "Path has more than 8 segments",
-		    "nine segments refused"},
+			"nine segments refused"},
 		{"REQUEST_URI=/1/2/3/4/5/6/7/8/", "Path has more than 8 segments",
-		    "eight segments and a slash refused"},
+			"eight segments and a slash refused"},
 		{"REQUEST_URI=/db/%zz", "Invalid percent-encoding in path", "bad escape"},
 		{"REQUEST_URI=/db/%4", "Invalid percent-encoding in path", "truncated escape"},
 		{"REQUEST_URI=/db/a%00b", "Invalid percent-encoding in path", "encoded NUL"},
@@ -574,13 +598,12 @@ test_path(void)
 		{"REQUEST_URI=/db/%2e%2E/x", "Dot segment in path", "encoded dot-dot refused"},
 		{"REQUEST_URI=/./db", "Dot segment in path", "dot refused"},
 		{"REQUEST_URI=db/x", "Request path must start with '/'", "relative path"},
-		{"REQUEST_URI=http://h/db", "Request path must start with '/'",
-		    "absolute URI"},
+		{"REQUEST_URI=http://h/db", "Request path must start with '/'", "absolute URI"},
 		{"REQUEST_URI=", "Request path must start with '/'", "empty path"},
 	};
 	char *env[] = {"REQUEST_METHOD=GET", NULL, NULL};
-	char *fallback[] = {"REQUEST_METHOD=GET", "SCRIPT_NAME=/db",
-	    "PATH_INFO=/_user/a%20b", NULL};
+	char *fallback[] = {"REQUEST_METHOD=GET", "SCRIPT_NAME=/db", "PATH_INFO=/_user/a%20b",
+		NULL};
 	char *nopath[] = {"REQUEST_METHOD=GET", NULL};
 	char *got, *want, reason[128];
 	size_t i;
@@ -592,7 +615,7 @@ test_path(void)
 			want = json_response("200 OK", "", cases[i].want);
 		} else {
 			snprintf(reason, sizeof(reason),
-			    "{\"error\":\"Bad Request\",\"reason\":\"%s\"}", cases[i].want);
+				"{\"error\":\"Bad Request\",\"reason\":\"%s\"}", cases[i].want);
 			want = json_response("400 Bad Request", "", reason);
 		}
 		tap_is_str(got, want, cases[i].name);
@@ -600,21 +623,23 @@ test_path(void)
 		free(want);
 	}
 	check(fallback, NULL, h_segs, NULL,
-	    json_response("200 OK", "", "[\"db\",\"_user\",\"a%20b\"]"),
-	    "SCRIPT_NAME + PATH_INFO without REQUEST_URI, not decoded again");
-	check(nopath, NULL, h_segs, NULL, json_response("400 Bad Request", "",
-	    "{\"error\":\"Bad Request\",\"reason\":\"Request path must start with '/'\"}"),
-	    "no path at all refused");
+		json_response("200 OK", "", "[\"db\",\"_user\",\"a%20b\"]"),
+		"SCRIPT_NAME + PATH_INFO without REQUEST_URI, not decoded again");
+	check(nopath, NULL, h_segs, NULL,
+		json_response("400 Bad Request", "",
+			"{\"error\":\"Bad Request\",\"reason\":\"Request path must start with '/'\"}"),
+		"no path at all refused");
 }
 
 static void
 test_query(void)
 {
 	char *env[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/db/_oidc",
-	    "QUERY_STRING=q=a+b%21&x=1&q=second&empty&%70rovider=google&bad=%zz&"
-	    "eq=a=b", NULL};
-	char *env2[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/db/_oidc",
-	    "QUERY_STRING=&&%zz=1&q=2", NULL};
+		"QUERY_STRING=q=a+b%21&x=1&q=second&empty&%70rovider=google&bad=%zz&"
+		"eq=a=b",
+		NULL};
+	char *env2[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/db/_oidc", "QUERY_STRING=&&%zz=1&q=2",
+		NULL};
 	char *env3[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/db/_oidc", NULL};
 	struct sg_request r;
 	struct sg_error err;
@@ -637,7 +662,7 @@ test_query(void)
 	tap_is_int(sg_request_query(&r, "bad", &v), -1, "bad value encoding");
 	tap_is_int(sg_request_query(&r, "x", &small), 1, "fits a small buffer");
 	tap_is_int(sg_request_query(&r, "provider", &small), -1,
-	    "value over the buffer cap refused");
+		"value over the buffer cap refused");
 	sg_request_end(&r);
 	tap_is_int(sg_request_begin(&r, NULL, env2, &err), 0, "begin for bad name");
 	tap_is_int(sg_request_query(&r, "q", &v), -1, "undecodable name before the match");
@@ -654,9 +679,10 @@ static void
 test_cookie(void)
 {
 	char *env[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/db/_session",
-	    "HTTP_COOKIE=xSyncGatewaySession=evil; SyncGatewaySessionx=evil2;"
-	    "SyncGatewaySession=good;c=\"quoted\";  d = spaced ;e=;novalue;"
-	    "=anon;SyncGatewaySession=second; q=\"", NULL};
+		"HTTP_COOKIE=xSyncGatewaySession=evil; SyncGatewaySessionx=evil2;"
+		"SyncGatewaySession=good;c=\"quoted\";  d = spaced ;e=;novalue;"
+		"=anon;SyncGatewaySession=second; q=\"",
+		NULL};
 	char *env2[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/db/_session", NULL};
 	struct sg_request r;
 	struct sg_error err;
@@ -720,7 +746,7 @@ test_loopback(void)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		env[2] = (char *)cases[i].addr;
 		snprintf(name, sizeof(name), "loopback %s",
-		    cases[i].addr != NULL ? cases[i].addr : "(unset)");
+			cases[i].addr != NULL ? cases[i].addr : "(unset)");
 		sg_request_begin(&r, NULL, env, &err);
 		tap_is_int(sg_request_from_loopback(&r), cases[i].want, name);
 		sg_request_end(&r);
@@ -731,7 +757,7 @@ static void
 test_begin(void)
 {
 	char *env[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/db/", "FCGI_ROLE=AUTHORIZER",
-	    "REMOTE_ADDR=10.1.2.3", NULL};
+		"REMOTE_ADDR=10.1.2.3", NULL};
 	char *env2[] = {"FCGI_ROLE=RESPONDER", "REQUEST_URI=/", NULL};
 	struct sg_request r;
 	struct sg_error err;

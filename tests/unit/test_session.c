@@ -206,11 +206,13 @@ test_grants(void)
 	tap_is_int(go(do_save_role, &c), SG_STORE_OK, "save role");
 	json_decref(c.rec);
 	c.rec = json_loads("{\"name\":\"dave\",\"admin_channels\":[\"d\",\"t1\"],"
-		"\"admin_roles\":[\"team\",\"ghost\"],\"jwt_channels\":[\"j\"]}", 0, NULL);
+			   "\"admin_roles\":[\"team\",\"ghost\"],\"jwt_channels\":[\"j\"]}",
+		0, NULL);
 	tap_is_int(go(do_save_user, &c), SG_STORE_OK, "save user");
 	tap_is_int(go(do_grants, &c), SG_STORE_OK, "grants");
 	s = json_dumps(c.channels, JSON_COMPACT);
-	tap_is_str(s, "[\"!\",\"d\",\"j\",\"t1\",\"t2\"]", "own, jwt and role channels, sorted, with !");
+	tap_is_str(s, "[\"!\",\"d\",\"j\",\"t1\",\"t2\"]",
+		"own, jwt and role channels, sorted, with !");
 	free(s);
 	s = json_dumps(c.roles, JSON_COMPACT);
 	tap_is_str(s, "[\"team\"]", "a role that does not exist is left out");

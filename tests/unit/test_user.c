@@ -27,7 +27,9 @@ test_names(void)
 	tap_ok(!sg_user_name_valid("a,b"), "comma refused");
 	tap_ok(!sg_user_name_valid("a`b"), "backtick refused");
 	tap_ok(!sg_user_name_valid("a\nb"), "control character refused");
-	tap_ok(!sg_user_name_valid("\xff" "a"), "invalid UTF-8 refused");
+	tap_ok(!sg_user_name_valid("\xff"
+				   "a"),
+		"invalid UTF-8 refused");
 	memset(longname, 'a', sizeof(longname) - 1);
 	longname[SG_NAME_MAX + 1] = '\0';
 	tap_ok(!sg_user_name_valid(longname), "240 bytes refused");
@@ -71,12 +73,12 @@ test_docs(void)
 	char *s;
 
 	check_doc("{\"name\":\"alice\",\"password\":\"pw1\",\"admin_channels\":[\"a\"],"
-		"\"admin_roles\":[\"r\"],\"email\":\"a@b.c\",\"disabled\":false}", NULL, 0, NULL,
-		"every writable field accepted");
+		  "\"admin_roles\":[\"r\"],\"email\":\"a@b.c\",\"disabled\":false}",
+		NULL, 0, NULL, "every writable field accepted");
 	check_doc("{\"name\":\"bob\"}", NULL, -1, "name in the body differs from the URL",
 		"name must match the URL");
-	check_doc("{\"password\":\"pw\"}", NULL, -1,
-		"Passwords must be at least three characters", "short password refused");
+	check_doc("{\"password\":\"pw\"}", NULL, -1, "Passwords must be at least three characters",
+		"short password refused");
 	check_doc("{\"password\":12}", NULL, -1, "password must be a string", "password type");
 	check_doc("{\"admin_channels\":\"a\"}", NULL, -1,
 		"admin_channels must be an array of strings", "channels type");
@@ -98,11 +100,12 @@ test_docs(void)
 	json_decref(cur);
 
 	cur = parse("{\"name\":\"alice\",\"password_hash\":\"$2b$x\",\"admin_channels\":[\"a\"],"
-		"\"email\":\"a@b.c\"}");
+		    "\"email\":\"a@b.c\"}");
 	body = parse("{\"admin_channels\":[\"z\",\"b\",\"z\"],\"disabled\":true}");
 	merged = sg_user_merge(cur, body, "alice", NULL);
 	s = json_dumps(merged, JSON_SORT_KEYS | JSON_COMPACT);
-	tap_is_str(s, "{\"admin_channels\":[\"b\",\"z\"],\"disabled\":true,\"email\":\"a@b.c\","
+	tap_is_str(s,
+		"{\"admin_channels\":[\"b\",\"z\"],\"disabled\":true,\"email\":\"a@b.c\","
 		"\"name\":\"alice\",\"password_hash\":\"$2b$x\"}",
 		"merge sorts channels and keeps fields left out");
 	free(s);
@@ -119,8 +122,10 @@ test_docs(void)
 	roles = parse("[]");
 	pub = sg_user_public(merged, chans, roles);
 	s = json_dumps(pub, JSON_SORT_KEYS | JSON_COMPACT);
-	tap_is_str(s, "{\"admin_channels\":[\"b\",\"z\"],\"all_channels\":[\"!\",\"b\",\"z\"],"
-		"\"disabled\":true,\"name\":\"alice\"}", "public view: no hash, empty arrays left out");
+	tap_is_str(s,
+		"{\"admin_channels\":[\"b\",\"z\"],\"all_channels\":[\"!\",\"b\",\"z\"],"
+		"\"disabled\":true,\"name\":\"alice\"}",
+		"public view: no hash, empty arrays left out");
 	free(s);
 	json_decref(pub);
 	json_decref(chans);
