@@ -199,6 +199,61 @@ def require_programs(*paths):
 
 
 # --------------------------------------------------------------------------
+# One-shot CGI runs of a built program
+
+
+def parse_cgi(out):
+    """Splits a CGI response into (status, {lower-case name: value}, body bytes)."""
+    sep = out.find(b"\r\n\r\n")
+    if sep < 0:
+        raise ValueError("no end of headers in CGI output: %r" % out[:200])
+    head, body = out[:sep].decode("latin-1"), out[sep + 4:]
+    status, headers = 200, {}
+    for line in head.split("\r\n"):
+        name, _, value = line.partition(":")
+        name, value = name.strip().lower(), value.strip()
+        if name == "status":
+            status = int(value.split()[0])
+        else:
+            headers[name] = value
+    return status, headers, body
+
+
+def run_cgi(prog, method, path, config, body=None, query="", remote="127.0.0.1", env=None,
+            timeout=60):
+    """Runs prog once as CGI with SYNCGATE_CONFIG=config.  body: dict/list
+    (sent as JSON), str or bytes; env: extra variables (HTTP_COOKIE...).
+    Returns (CompletedProcess, status, headers, body bytes); status is None
+    when the program wrote no CGI response (e.g. it refused its config)."""
+    e = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "GATEWAY_INTERFACE": "CGI/1.1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REQUEST_METHOD": method,
+        "REQUEST_URI": path + ("?" + query if query else ""),
+        "QUERY_STRING": query,
+        "REMOTE_ADDR": remote,
+        "SYNCGATE_CONFIG": config,
+    }
+    if isinstance(body, (dict, list)):
+        data = json.dumps(body).encode("utf-8")
+    elif isinstance(body, str):
+        data = body.encode("utf-8")
+    else:
+        data = body
+    if data is not None:
+        e["CONTENT_LENGTH"] = str(len(data))
+        e["CONTENT_TYPE"] = "application/json"
+    e.update(env or {})
+    proc = subprocess.run([prog], input=data or b"", env=e, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=timeout)
+    if not proc.stdout:
+        return proc, None, {}, b""
+    status, headers, raw = parse_cgi(proc.stdout)
+    return proc, status, headers, raw
+
+
+# --------------------------------------------------------------------------
 # Ports
 
 

@@ -54,23 +54,6 @@ class Resp:
         return "Resp(%r, %r, %r)" % (self.status, self.headers, self.body)
 
 
-def parse_cgi(out):
-    """Splits a CGI response into (status, {lower-case name: value}, body bytes)."""
-    sep = out.find(b"\r\n\r\n")
-    if sep < 0:
-        raise ValueError("no end of headers in CGI output: %r" % out[:200])
-    head, body = out[:sep].decode("latin-1"), out[sep + 4:]
-    status, headers = 200, {}
-    for line in head.split("\r\n"):
-        name, _, value = line.partition(":")
-        name, value = name.strip().lower(), value.strip()
-        if name == "status":
-            status = int(value.split()[0])
-        else:
-            headers[name] = value
-    return status, headers, body
-
-
 class Site:
     """One configuration file and store, in its own directory under TMP."""
 
@@ -87,34 +70,13 @@ class Site:
     def run(self, prog, method, path, body=None, query="", auth=None, remote="127.0.0.1",
             authz=None):
         """Runs prog once.  body: dict/list (JSON), str or bytes."""
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "GATEWAY_INTERFACE": "CGI/1.1",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REQUEST_METHOD": method,
-            "REQUEST_URI": path + ("?" + query if query else ""),
-            "QUERY_STRING": query,
-            "REMOTE_ADDR": remote,
-            "SYNCGATE_CONFIG": self.config,
-        }
-        if isinstance(body, (dict, list)):
-            data = json.dumps(body).encode("utf-8")
-        elif isinstance(body, str):
-            data = body.encode("utf-8")
-        else:
-            data = body
-        if data is not None:
-            env["CONTENT_LENGTH"] = str(len(data))
-            env["CONTENT_TYPE"] = "application/json"
         if auth is not None:
             cred = ("%s:%s" % auth).encode("utf-8")
-            env["HTTP_AUTHORIZATION"] = "Basic " + base64.b64encode(cred).decode("ascii")
-        if authz is not None:
-            env["HTTP_AUTHORIZATION"] = authz
-        proc = subprocess.run([prog], input=data or b"", env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=60)
+            authz = "Basic " + base64.b64encode(cred).decode("ascii")
+        proc, status, headers, raw = sgtest.run_cgi(
+            prog, method, path, self.config, body=body, query=query, remote=remote,
+            env={"HTTP_AUTHORIZATION": authz} if authz is not None else None)
         LOG.append(proc.stderr.decode("utf-8", "replace"))
-        status, headers, raw = parse_cgi(proc.stdout)
         parsed = None
         if raw:
             try:
