@@ -13,8 +13,8 @@
  * writing the same keys never come near; the caller then gets 503.
  *
  * Upkeep (the failure check and a checkpoint when enough log has been
- * written) rides on commits: every UPKEEP_COMMITS commits or
- * UPKEEP_SECONDS of a process, whichever comes first.
+ * written) rides on commits: every UPKEEP_COMMITS commits that wrote, or
+ * UPKEEP_SECONDS, of a process, whichever comes first.
  */
 #include "autoconf.h"
 
@@ -78,6 +78,7 @@ struct sg_txn {
 	struct sg_store *st;
 	struct sg_store_etxn *etxn;
 	enum doom doom;
+	int wrote;           /* a put or del went through */
 	struct sg_error err; /* the first store failure inside fn */
 };
 
@@ -228,13 +229,19 @@ upkeep(struct sg_store *st)
 		env_reopen(st, &err);
 }
 
-/* Counts a commit and does the upkeep when it is due. */
+/*
+ * Counts a commit and does the upkeep when it is due.  Only commits that
+ * wrote count: the session check reads on every request, and the failure
+ * check costs more the more processes there are.
+ */
 static void
-committed(struct sg_store *st, unsigned tries)
+committed(struct sg_store *st, unsigned tries, int wrote)
 {
 	if (tries > 1)
 		sg_log(SG_LOG_DEBUG, "store %s: committed after %u tries", st->path, tries);
-	if (++st->commits >= UPKEEP_COMMITS || now_ms() - st->upkeep_at >= UPKEEP_SECONDS * 1000)
+	if (wrote)
+		st->commits++;
+	if (st->commits >= UPKEEP_COMMITS || now_ms() - st->upkeep_at >= UPKEEP_SECONDS * 1000)
 		upkeep(st);
 }
 
@@ -265,6 +272,7 @@ attempt(struct sg_store *st, unsigned flags, sg_txn_fn fn, void *arg, struct sg_
 	txn->st = st;
 	txn->etxn = NULL;
 	txn->doom = DOOM_NONE;
+	txn->wrote = 0;
 	sg_error_clear(&txn->err);
 	rc = txn_note(txn, st->ops->begin(st->env, &txn->etxn, &txn->err));
 	if (rc != SG_STORE_OK)
@@ -305,7 +313,7 @@ sg_store_run(struct sg_store *st, unsigned flags, sg_txn_fn fn, void *arg, struc
 		switch (txn.doom) {
 		case DOOM_NONE:
 			if (rc == SG_STORE_OK) {
-				committed(st, tries);
+				committed(st, tries, txn.wrote);
 				return SG_STORE_OK;
 			}
 			/* fn's own decision, or a store failure it passed on. */
@@ -401,6 +409,8 @@ sg_store_put(struct sg_txn *txn, enum sg_table t, const struct sg_key *k, const 
 			txn->st->path, SG_STORE_VALUE_MAX);
 	}
 	rc = txn->st->ops->put(txn->st->env, txn->etxn, t, k, val, n, &txn->err);
+	if (rc == SG_STORE_OK)
+		txn->wrote = 1;
 	return txn_note(txn, rc);
 }
 
@@ -412,6 +422,8 @@ sg_store_del(struct sg_txn *txn, enum sg_table t, const struct sg_key *k)
 	if ((rc = txn_check(txn, t, k, 0)) != SG_STORE_OK)
 		return rc;
 	rc = txn->st->ops->del(txn->st->env, txn->etxn, t, k, &txn->err);
+	if (rc == SG_STORE_OK)
+		txn->wrote = 1;
 	return txn_note(txn, rc);
 }
 

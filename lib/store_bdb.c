@@ -54,6 +54,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -92,13 +93,14 @@
 /* Concurrent creation of a table conflicts; tries before giving up. */
 #define TABLE_OPEN_TRIES 50
 /*
- * The stall watchdog looks at a call blocked this long, then again every
- * STALL_AGAIN_MS; a call that used less than STALL_CPU_NS of CPU between
- * two looks is blocked, not working.
+ * The stall watchdog wakes every STALL_TICK_MS; a call still running after
+ * STALL_FIRST_MS gets a look at each tick, and one that used less than
+ * STALL_CPU_NS of CPU between two looks is blocked, not working.
  */
+#define STALL_TICK_MS 500
 #define STALL_FIRST_MS 2000
-#define STALL_AGAIN_MS 500
 #define STALL_CPU_NS (5 * 1000 * 1000)
+#define STALL_SIGNAL (SIGRTMIN + 5)
 
 #define DIR_MODE 0750
 #define FILE_MODE 0640
@@ -237,9 +239,12 @@ on_message(const DB_ENV *env, const char *msg)
 /*
  * The stall watchdog.
  *
- * CALL runs a library call with a one-shot timer armed; the timer's
- * signal (SIGRTMIN + 5, reserved by the store) reaches on_stall only when
- * the call has lasted STALL_FIRST_MS.  on_stall leaves the call with
+ * A library call costs the watchdog two stores and a sigsetjmp: CALL
+ * marks the call as running and numbers it.  A thread of the store's own
+ * (started once per process, with every signal blocked) wakes every
+ * STALL_TICK_MS; when one call has been running for STALL_FIRST_MS it
+ * sends STALL_SIGNAL (SIGRTMIN + 5, reserved by the store) to the calling
+ * thread at each tick.  on_stall, in that thread, leaves the call with
  * siglongjmp only when three things hold: the call is blocked (it used no
  * CPU since the last look, so it sleeps in a futex, not in malloc), and
  * either the registry shows a dead process (whose recovery is due, and
@@ -254,27 +259,15 @@ on_message(const DB_ENV *env, const char *msg)
  * check in on_stall uses only async-signal-safe calls.
  */
 static struct {
-	pid_t pid; /* the process whose timer this is */
-	int ready; /* handler and timer set up */
-	timer_t timer;
-	sigjmp_buf jump;
+	pid_t pid;                         /* the process whose thread watches */
+	pthread_t owner;                   /* the thread making the calls */
+	sigjmp_buf jump;                   /* where a left call lands */
 	struct sg_store_env *volatile env; /* whose call runs */
 	volatile sig_atomic_t inside;      /* a call runs */
-	volatile sig_atomic_t looks;       /* on_stall calls during it */
+	volatile sig_atomic_t seq;         /* numbers the calls */
+	volatile sig_atomic_t looks;       /* on_stall calls during this one */
 	struct timespec cpu;               /* thread CPU time at the last look */
 } stall;
-
-static void
-stall_arm(long ms)
-{
-	struct itimerspec its;
-
-	memset(&its, 0, sizeof(its));
-	its.it_value.tv_sec = ms / 1000;
-	its.it_value.tv_nsec = (ms % 1000) * 1000000L;
-	if (stall.ready)
-		timer_settime(stall.timer, 0, &its, NULL);
-}
 
 /* Whether a process registered in e's environment has died. */
 static int
@@ -333,7 +326,27 @@ on_stall(int sig)
 		stall.inside = 0;
 		siglongjmp(stall.jump, 1);
 	}
-	stall_arm(STALL_AGAIN_MS);
+}
+
+/* The watching thread: signals a call that has run for STALL_FIRST_MS. */
+static void *
+stall_watch(void *arg)
+{
+	struct timespec tick = {0, STALL_TICK_MS * 1000000L};
+	sig_atomic_t seen = 0;
+	int ticks = 0;
+
+	(void)arg;
+	for (;;) {
+		nanosleep(&tick, NULL);
+		if (!__atomic_load_n(&stall.inside, __ATOMIC_RELAXED) ||
+			__atomic_load_n(&stall.seq, __ATOMIC_RELAXED) != seen) {
+			seen = __atomic_load_n(&stall.seq, __ATOMIC_RELAXED);
+			ticks = 0;
+		} else if (++ticks >= STALL_FIRST_MS / STALL_TICK_MS)
+			pthread_kill(stall.owner, STALL_SIGNAL);
+	}
+	return NULL;
 }
 
 /* Sets the watchdog up once per process (again in a forked child). */
@@ -341,41 +354,50 @@ static void
 stall_init(void)
 {
 	struct sigaction sa;
-	struct sigevent sev;
+	sigset_t all, old;
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
 
-	if (stall.ready && stall.pid == getpid())
+	if (stall.pid == getpid())
 		return;
-	stall.ready = 0;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stall;
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_SIGNAL;
-	sev.sigev_signo = SIGRTMIN + 5;
-	if (sigaction(SIGRTMIN + 5, &sa, NULL) != 0 ||
-		timer_create(CLOCK_MONOTONIC, &sev, &stall.timer) != 0) {
+	if (sigaction(STALL_SIGNAL, &sa, NULL) != 0) {
 		sg_log(SG_LOG_WARN, "store: no stall watchdog: %s", strerror(errno));
 		return;
 	}
+	/* The thread inherits a mask that keeps every signal for the others. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&t, &attr, stall_watch, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		sg_log(SG_LOG_WARN, "store: no stall watchdog: %s", strerror(rc));
+		return;
+	}
 	stall.pid = getpid();
-	stall.ready = 1;
 }
 
 static void
 stall_enter(struct sg_store_env *e)
 {
 	stall.env = e;
+	stall.owner = pthread_self();
 	stall.looks = 0;
+	stall.seq++;
 	stall.inside = 1;
-	stall_arm(STALL_FIRST_MS);
 }
 
 static void
 stall_leave(void)
 {
 	stall.inside = 0;
-	stall_arm(0);
 }
 
 /* After the watchdog left a call of e: e is given up to recovery. */
@@ -386,9 +408,8 @@ stall_escaped(struct sg_store_env *e)
 
 	/* The handler ran with its signal blocked; the jump did not restore it. */
 	sigemptyset(&set);
-	sigaddset(&set, SIGRTMIN + 5);
-	sigprocmask(SIG_UNBLOCK, &set, NULL);
-	stall_arm(0);
+	sigaddset(&set, STALL_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	e->abandoned = 1;
 	e->panicked = 1;
 	sg_log(SG_LOG_ERR,
@@ -416,24 +437,27 @@ stall_escaped(struct sg_store_env *e)
 	} while (0)
 
 /*
- * Tells the failure check whether a process that used the environment is
- * still alive.  Wrongly calling a live process dead would abort its
- * transaction under it, so every doubt answers "alive".  A zombie is
- * dead: kill(2) still finds it, but it holds nothing any more.
+ * The failure check asks is_alive about every locker of every process,
+ * and each answer costs a kill(2) and a read of /proc: during one check
+ * (bdb_failchk turns alive_memo on) the answers are remembered.
  */
+static struct {
+	int on;
+	pid_t self;
+	int n;
+	pid_t pid[64];
+	char alive[64];
+} alive_memo;
+
+/* Whether process pid is alive; every doubt answers "alive". */
 static int
-is_alive(DB_ENV *env, pid_t pid, db_threadid_t tid, u_int32_t flags)
+pid_alive(pid_t pid)
 {
 	char path[64], stat[512];
 	const char *p;
 	ssize_t n;
 	int fd;
 
-	(void)env;
-	(void)tid;
-	(void)flags;
-	if (pid == getpid())
-		return 1;
 	if (kill(pid, 0) != 0 && errno == ESRCH)
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
@@ -448,6 +472,33 @@ is_alive(DB_ENV *env, pid_t pid, db_threadid_t tid, u_int32_t flags)
 	if ((p = strrchr(stat, ')')) == NULL || p[1] != ' ')
 		return 1;
 	return p[2] != 'Z' && p[2] != 'X';
+}
+
+/*
+ * Tells the failure check whether a process that used the environment is
+ * still alive.  Wrongly calling a live process dead would abort its
+ * transaction under it, so every doubt answers "alive".  A zombie is
+ * dead: kill(2) still finds it, but it holds nothing any more.
+ */
+static int
+is_alive(DB_ENV *env, pid_t pid, db_threadid_t tid, u_int32_t flags)
+{
+	int i, alive;
+
+	(void)env;
+	(void)tid;
+	(void)flags;
+	if (pid == (alive_memo.on ? alive_memo.self : getpid()))
+		return 1;
+	for (i = 0; alive_memo.on && i < alive_memo.n; i++)
+		if (alive_memo.pid[i] == pid)
+			return alive_memo.alive[i];
+	alive = pid_alive(pid);
+	if (alive_memo.on && alive_memo.n < (int)(sizeof(alive_memo.pid) / sizeof(pid_t))) {
+		alive_memo.pid[alive_memo.n] = pid;
+		alive_memo.alive[alive_memo.n++] = (char)alive;
+	}
+	return alive;
 }
 
 /* Joins dir and name into out (cleared first).  Returns 0 or -1. */
@@ -524,6 +575,20 @@ env_configure(DB_ENV *env, const char **what)
 		(ret = env->set_isalive(env, is_alive)) != 0)
 		return ret;
 	return 0;
+}
+
+/* Creates and configures e's environment handle; returns a DB error. */
+static int
+env_handle(struct sg_store_env *e, const char **what)
+{
+	int ret;
+
+	*what = "environment";
+	if ((ret = db_env_create(&e->env, 0)) != 0) {
+		e->env = NULL;
+		return ret;
+	}
+	return env_configure(e->env, what);
 }
 
 /* Closes a table handle that failed to open and aborts its transaction. */
@@ -728,21 +793,17 @@ env_open(const char *path, int hold_open, struct sg_store_env **out, struct sg_e
 		sys_fail(path, OPEN_LOCK, err);
 		goto fail;
 	}
-	if ((ret = db_env_create(&e->env, 0)) != 0) {
-		rc = result(path, ret, "environment", err);
-		goto fail;
-	}
-	if ((ret = env_configure(e->env, &what)) != 0) {
-		rc = result(path, ret, what, err);
-		goto fail;
-	}
 	/*
 	 * Not under the watchdog: leaving the open half done would leave this
 	 * process registered for good.  It takes no mutex of a dead process:
 	 * when the registry shows one, the open recovers instead of joining.
 	 */
-	if ((ret = e->env->open(e->env, path, ENV_FLAGS, FILE_MODE)) != 0) {
-		rc = eresult(e, ret, "open environment", err);
+	if ((ret = env_handle(e, &what)) == 0) {
+		what = "open environment";
+		ret = e->env->open(e->env, path, ENV_FLAGS, FILE_MODE);
+	}
+	if (ret != 0) {
+		rc = eresult(e, ret, what, err);
 		goto fail;
 	}
 	if ((e->regionfd = file_open(path, REGION_FILE, O_RDONLY)) < 0 ||
@@ -1014,7 +1075,11 @@ bdb_failchk(struct sg_store_env *e, struct sg_error *err)
 		return errno == EWOULDBLOCK || errno == EINTR
 			? SG_STORE_OK
 			: sys_fail(e->path, RECOVER_LOCK, err);
+	alive_memo.self = getpid();
+	alive_memo.n = 0;
+	alive_memo.on = 1;
 	CALL(e, ret, e->env->failchk(e->env, 0));
+	alive_memo.on = 0;
 	/*
 	 * A process died inside the library: the environment needs recovery.
 	 * Marking it panicked tells every process at once; the next opener
