@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "encode.h"
 #include "log.h"
+#include "oidc.h"
 #include "password.h"
 #include "secure.h"
 
@@ -252,6 +253,30 @@ identify_basic(struct sg_app *app, const struct sg_db_config *db, const char *b6
 }
 
 static int
+identify_bearer(struct sg_app *app, const struct sg_db_config *db, const char *token,
+	struct sg_principal *p, struct sg_error *err)
+{
+	struct ident id;
+	char name[SG_NAME_MAX + 1];
+
+	while (*token == ' ')
+		token++;
+	if (sg_oidc_bearer(app, db, token, name, err) != 0)
+		return -1;
+	memset(&id, 0, sizeof(id));
+	id.db = db;
+	id.name = name;
+	if (identify(app, &id, SG_AUTH_BEARER, p, err) != 0)
+		return -1;
+	ident_reset(&id);
+	if (id.outcome == FOUND)
+		return 0;
+	sg_log_event(SG_LOG_INFO, db->name, name, "auth.bearer", "refused: %s",
+		id.outcome == DISABLED ? "disabled" : "no such user");
+	return sg_error_set(err, 401, "Invalid login");
+}
+
+static int
 identify_session(struct sg_app *app, const struct sg_db_config *db, const char *sid,
 	struct sg_principal *p, struct sg_error *err)
 {
@@ -301,13 +326,8 @@ sg_auth_identify(struct sg_app *app, const struct sg_db_config *db, const struct
 
 	memset(p, 0, sizeof(*p));
 	if (authz != NULL && *authz != '\0') {
-		if ((v = scheme_value(authz, "Bearer")) != NULL &&
-			(mask & (1u << SG_AUTH_BEARER))) {
-			/* No ID token provider is configured for this database. */
-			sg_log_event(SG_LOG_INFO, db->name, NULL, "auth.bearer",
-				"refused: no provider accepts the token");
-			return sg_error_set(err, 401, "Invalid login");
-		}
+		if ((v = scheme_value(authz, "Bearer")) != NULL && (mask & (1u << SG_AUTH_BEARER)))
+			return identify_bearer(app, db, v, p, err);
 		if ((v = scheme_value(authz, "Basic")) != NULL && (mask & (1u << SG_AUTH_BASIC)))
 			return identify_basic(app, db, v, p, err);
 		return sg_error_set(err, 401, "Invalid login");

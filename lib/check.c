@@ -18,9 +18,6 @@
 #include "log.h"
 #include "secure.h"
 
-/* Room for a Set-Cookie value: name, 40-character id and attributes. */
-#define COOKIE_MAX 512
-
 /* Joins the strings of arr with commas into out (cleared first). */
 static int
 join(const json_t *arr, struct sg_buf *out)
@@ -72,21 +69,14 @@ authorize(struct sg_app *app, const struct sg_db_config *db, struct sg_request *
 	sg_principal_free(&p);
 }
 
-/*
- * Adds the session cookie (sid NULL: the clearing one) with the same
- * attributes every time, and no Expires: the server decides when a
- * session ends.
- */
+/* Adds the session cookie (sid NULL: the one that clears it). */
 static void
 set_cookie(struct sg_request *r, const struct sg_db_config *db, const char *sid)
 {
 	struct sg_buf c;
 
-	sg_buf_init(&c, COOKIE_MAX);
-	if (sg_buf_addf(&c, "%s=%s; Path=/%s%s%s%s; SameSite=%s", db->cookie_name,
-		    sid != NULL ? sid : "", db->name, sid == NULL ? "; Max-Age=0" : "",
-		    db->cookie_http_only ? "; HttpOnly" : "", db->cookie_secure ? "; Secure" : "",
-		    db->cookie_same_site) == 0)
+	sg_buf_init(&c, SG_SESSION_COOKIE_MAX);
+	if (sg_session_cookie(db, sid, &c) == 0)
 		sg_response_header(r, "Set-Cookie", sg_buf_str(&c));
 	sg_buf_free(&c);
 }

@@ -355,6 +355,15 @@ sg_session_purge(struct sg_store *st, time_t now, int full, unsigned long *remov
 	return rc == SG_STORE_OK ? 0 : -1;
 }
 
+int
+sg_session_cookie(const struct sg_db_config *db, const char *sid, struct sg_buf *out)
+{
+	return sg_buf_addf(out, "%s=%s; Path=/%s%s%s%s; SameSite=%s", db->cookie_name,
+		sid != NULL ? sid : "", db->name, sid == NULL ? "; Max-Age=0" : "",
+		db->cookie_http_only ? "; HttpOnly" : "", db->cookie_secure ? "; Secure" : "",
+		db->cookie_same_site);
+}
+
 void
 sg_session_time(long long t, char *out)
 {

@@ -18,6 +18,8 @@
 #include "user.h"
 
 #define SG_SESSION_ID_LEN 40
+/* Room for a Set-Cookie value: name, id and attributes. */
+#define SG_SESSION_COOKIE_MAX 512
 
 struct sg_session {
 	char id[SG_SESSION_ID_LEN + 1];
@@ -67,6 +69,14 @@ int sg_session_delete_user(struct sg_txn *txn, const char *db, const char *user,
  */
 int sg_session_purge(struct sg_store *st, time_t now, int full, unsigned long *removed,
 	struct sg_error *err);
+
+/*
+ * Appends the Set-Cookie value of session sid of db to out: the
+ * database's cookie name and attributes, the same every time, and no
+ * Expires (the server decides when a session ends).  With sid NULL it is
+ * the cookie that clears it (Max-Age=0).  Returns 0 or -1.
+ */
+int sg_session_cookie(const struct sg_db_config *db, const char *sid, struct sg_buf *out);
 
 /* Writes t as RFC 3339 UTC ("2026-11-23T10:00:00Z") into out[32]. */
 void sg_session_time(long long t, char *out);

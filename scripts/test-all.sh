@@ -26,6 +26,9 @@ if [ "$check_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
 	failed=1
 fi
 
+# make distcheck's copy of the sources has no npm packages: lend it these.
+SG_PARTIES_NODE_MODULES="$top/tests/parties/node_modules"
+export SG_PARTIES_NODE_MODULES
 if make -j2 distcheck >distcheck.out 2>&1; then
 	echo "ok - make distcheck"
 	passed=$((passed + 1))

@@ -220,9 +220,10 @@ def parse_cgi(out):
 
 
 def run_cgi(prog, method, path, config, body=None, query="", remote="127.0.0.1", env=None,
-            timeout=60):
+            timeout=60, wrapper=None):
     """Runs prog once as CGI with SYNCGATE_CONFIG=config.  body: dict/list
-    (sent as JSON), str or bytes; env: extra variables (HTTP_COOKIE...).
+    (sent as JSON), str or bytes; env: extra variables (HTTP_COOKIE...);
+    wrapper: argv run in front of prog (e.g. faketime).
     Returns (CompletedProcess, status, headers, body bytes); status is None
     when the program wrote no CGI response (e.g. it refused its config)."""
     e = {
@@ -245,7 +246,7 @@ def run_cgi(prog, method, path, config, body=None, query="", remote="127.0.0.1",
         e["CONTENT_LENGTH"] = str(len(data))
         e["CONTENT_TYPE"] = "application/json"
     e.update(env or {})
-    proc = subprocess.run([prog], input=data or b"", env=e, stdout=subprocess.PIPE,
+    proc = subprocess.run(list(wrapper or []) + [prog], input=data or b"", env=e, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, timeout=timeout)
     if not proc.stdout:
         return proc, None, {}, b""
@@ -545,15 +546,16 @@ def _deep_merge(base, over):
 
 
 # Routing, as Sync Gateway lays it out.  $HTTP["url"] is the decoded path
-# without the query string in lighttpd 1.4.69.
+# without the query string in lighttpd 1.4.69.  No backslashes: _q() would
+# double them and lighttpd would hand the regex a literal "\\".
 PUBLIC_ROUTES = (
     # (pool, program, URL regex, mode)
     ("session-check", "syncgate-session-check", r"^/[^/]+/_session", "responder"),
-    ("oidc", "syncgate-oidc", r"^/[^/]+/_oidc(_challenge)?(\?|$)", "responder"),
-    ("oidc-callback", "syncgate-oidc-callback", r"^/[^/]+/_oidc_callback(\?|$)", "responder"),
-    ("oidc-refresh", "syncgate-oidc-refresh", r"^/[^/]+/_oidc_refresh(\?|$)", "responder"),
+    ("oidc", "syncgate-oidc", r"^/[^/]+/_oidc(_challenge)?$", "responder"),
+    ("oidc-callback", "syncgate-oidc-callback", r"^/[^/]+/_oidc_callback$", "responder"),
+    ("oidc-refresh", "syncgate-oidc-refresh", r"^/[^/]+/_oidc_refresh$", "responder"),
 )
-ADMIN_ONLY_URL = r"^/[^/]+/_(user|role)(/|\?|$)"
+ADMIN_ONLY_URL = r"^/[^/]+/_(user|role)(/|$)"
 REPLICATION_URL = r"^/[^/]+(/|$)"
 ADMIN_URL = r"^/[^/]+/_(user|role|session)"
 
