@@ -6,6 +6,7 @@
 
 #include "app.h"
 #include "oidc.h"
+#include "provider.h"
 
 int
 main(void)
@@ -14,6 +15,7 @@ main(void)
 	int rc;
 
 	sg_app_start(&app, "syncgate-oidc-refresh");
+	sg_provider_prefetch(&app);
 	rc = sg_request_serve(sg_oidc_handle_refresh, &app);
 	sg_app_stop(&app);
 	return rc;

@@ -6,6 +6,7 @@
 
 #include "app.h"
 #include "check.h"
+#include "provider.h"
 
 int
 main(void)
@@ -14,6 +15,7 @@ main(void)
 	int rc;
 
 	sg_app_start(&app, "syncgate-session-check");
+	sg_provider_prefetch(&app);
 	rc = sg_request_serve(sg_check_handle, &app);
 	sg_app_stop(&app);
 	return rc;

@@ -574,6 +574,32 @@ refetch_keys(struct sg_app *app, const struct sg_idp *idp, struct rt *rt)
 	return rc;
 }
 
+void
+sg_provider_prefetch(struct sg_app *app)
+{
+	struct sg_error err;
+	struct sg_idp idp;
+	struct rt *rt;
+	size_t d, i, n;
+
+	for (d = 0; d < app->cfg->n_dbs; d++) {
+		const struct sg_db_config *db = &app->cfg->dbs[d];
+
+		n = db->n_providers + db->n_local_jwt;
+		for (i = 0; i < n; i++) {
+			if (i < db->n_providers)
+				sg_idp_oidc(&idp, db, &db->providers[i]);
+			else
+				sg_idp_local(&idp, db, &db->local_jwt[i - db->n_providers]);
+			rt = rt_get(&idp);
+			sg_error_clear(&err);
+			if (rt != NULL && fetches_keys(&idp) && ensure(app, &idp, rt, &err) != 0)
+				sg_log_event(SG_LOG_INFO, db->name, NULL, "provider.fetch",
+					"provider %s not ready at start: %s", idp.name, err.reason);
+		}
+	}
+}
+
 int
 sg_provider_endpoints(struct sg_app *app, const struct sg_idp *idp, struct sg_idp_endpoints *out,
 	struct sg_error *err)

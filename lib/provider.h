@@ -95,6 +95,14 @@ void sg_idp_endpoints_free(struct sg_idp_endpoints *e);
 int sg_provider_validate(struct sg_app *app, const struct sg_idp *idp, const char *token, size_t n,
 	const char *nonce, json_t **claims, struct sg_error *err);
 
+/*
+ * Fetches, at a program's start, the metadata of every provider the store
+ * has no fresh copy of, so the first login does not wait for it.  A
+ * provider that cannot be reached is logged and left to the backoff; the
+ * program starts all the same.
+ */
+void sg_provider_prefetch(struct sg_app *app);
+
 /* The HTTP client options from the configuration. */
 void sg_provider_http_opts(const struct sg_app *app, struct sg_http_opts *opts);
 

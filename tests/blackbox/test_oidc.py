@@ -51,7 +51,7 @@ CONFIG = {"databases": {"db": {
                  "scope": ["openid", "email"]},
         "second": {"issuer": op.issuer, "client_id": "syncgate-db2",
                    "validation_key": SECRET2, "callback_url": CALLBACK,
-                   "register": False, "username_claim": "email"},
+                   "register": False, "username_claim": "email", "include_access": True},
     }}}}}
 
 
@@ -204,8 +204,20 @@ try:
         is_(status, 200, "carol logs in through the second provider")
         is_(body.get("name") if isinstance(body, dict) else None, "carol%40example.com",
             "name from the email claim, QueryEscape'd")
-        if isinstance(body, dict):
-            secrets += [body.get("id_token"), body.get("refresh_token"), body.get("session_id")]
+        body = body if isinstance(body, dict) else {}
+        is_(sorted(body), ["access_token", "expires_in", "id_token", "name", "refresh_token",
+                           "session_id", "token_type"],
+            "include_access adds access_token, token_type, expires_in")
+        secrets += [body.get("id_token"), body.get("refresh_token"), body.get("session_id"),
+                    body.get("access_token")]
+        carol_token = body.get("id_token", "")
+
+        # --- Bearer tokens are routed by iss and aud: same issuer, other client
+        status, ident = seen_by_backend(st, headers={"Authorization": "Bearer " + carol_token})
+        is_(status, 200, "the second provider's ID token passes as Bearer")
+        is_((ident or {}).get("x-syncgate-user"), "carol%40example.com",
+            "routed by aud to the second provider (name from email)")
+        is_((ident or {}).get("x-syncgate-channels"), "!,c1", "with carol's channels")
 
         # --- refresh, with the provider rotating refresh tokens
         time.sleep(1.1)  # so that the new ID token's iat differs

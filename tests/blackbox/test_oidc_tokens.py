@@ -46,6 +46,10 @@ bad.start()
 liar = parties.Misbehave({"client_id": "sg-liar", "client_secret": SECRET,
                           "discovery_issuer": "http://127.0.0.1:1/other"}, tmpdir=tmp)
 liar.start()
+app = parties.Misbehave({"client_id": "sg-app"}, tmpdir=tmp)
+app.start()
+fixed = parties.Misbehave({"client_id": "sg-fixed"}, tmpdir=tmp)
+fixed.start()
 late = parties.Misbehave({"port": LATE_PORT, "client_id": "sg-late",
                           "client_secret": LATE_SECRET,
                           "auth_methods": ["client_secret_post"]}, tmpdir=tmp)
@@ -66,7 +70,14 @@ CONFIG = {"databases": {"db": {"session_cookie_secure": False, "oidc": {
         "liar": provider(liar),
         "late": dict(provider(late, secret=None), validation_key_file=secret_file,
                      issuer="http://127.0.0.1:%d" % LATE_PORT),
-    }}}}}
+    }},
+    "local_jwt": {
+        "app": {"issuer": app.issuer, "client_id": app.client_id, "algorithms": ["RS256"],
+                "jwks_uri": app.url("/jwks"), "register": True, "user_prefix": "app"},
+        "fixed": {"issuer": fixed.issuer, "client_id": fixed.client_id,
+                  "algorithms": ["RS256", "ES256"], "keys": fixed.jwks()["keys"],
+                  "register": False, "user_prefix": "fx"},
+    }}}}
 
 secrets = [SECRET, LATE_SECRET]
 
@@ -192,6 +203,22 @@ try:
         ok("location" not in headers, "no redirect to that provider")
         ok(not liar.stats().get("/jwks"), "its JWKS is never fetched")
 
+        # --- local_jwt issuers: keys at a jwks_uri, or in the configuration
+        token = app.mint("valid-rs256", sub="dora")
+        secrets.append(token)
+        is_(bearer(st, token), 200, "local_jwt with jwks_uri: a valid token passes")
+        ok("app_dora" in (users(st) or []), "and registers app_dora")
+        is_(bearer(st, app.mint("valid-es256", sub="eve")), 401,
+            "local_jwt: an algorithm outside its list is refused")
+        is_(bearer(st, app.mint("exp-past", sub="eve")), 401, "local_jwt: an expired token")
+        token = fixed.mint("valid-es256", sub="finn")
+        is_(bearer(st, token), 401, "local_jwt with fixed keys, register false: no user, 401")
+        status, _, _ = st.request("PUT", "/db/_user/fx_finn", port="admin",
+                                  body={"admin_channels": ["f1"]})
+        is_(status, 201, "fx_finn created by the admin")
+        is_(bearer(st, token), 200, "then the same token passes (ES256 with a configured key)")
+        is_(fixed.stats().get("/jwks", 0), 1, "keys in the configuration are never fetched")
+
         # --- the provider that was down comes back: works without a restart
         late.start()
         deadline = time.time() + 90
@@ -219,7 +246,7 @@ try:
             sgtest.diag("found in the logs: %s..." % s[:12])
         like(logs, r"auth\.token: refused by provider bad: ", "refusals are logged with why")
 finally:
-    for m in (bad, liar, late):
+    for m in (bad, liar, late, app, fixed):
         m.stop()
     shutil.rmtree(tmp, ignore_errors=True)
 
