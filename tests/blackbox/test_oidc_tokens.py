@@ -182,6 +182,25 @@ try:
                 ok(("t_" + sub + "-b") not in (users(st) or []), "%s: Bearer made no user" % name)
         is_(bad.jku_hits(), 0, "the jku listener saw no request")
 
+        # --- a refresh token is bound to the user it was handed out for
+        bad.set_case("valid-rs256", sub="rita")
+        status, body, _ = code_flow(st)
+        refresh = body.get("refresh_token", "") if isinstance(body, dict) else ""
+        is_(status, 200, "rita logs in")
+        ok(refresh, "and gets a refresh token")
+        status, _, body = st.request("GET", "/db/_oidc_refresh?refresh_token=" +
+                                     urllib.parse.quote(refresh, ""))
+        is_(status, 200, "her refresh token gives her a new session")
+        if isinstance(body, dict):
+            secrets.extend(body.get(k) for k in ("id_token", "refresh_token", "session_id"))
+            refresh = body.get("refresh_token", refresh)
+        bad.set_case("valid-rs256", sub="mallory")
+        status, headers, body = st.request("GET", "/db/_oidc_refresh?refresh_token=" +
+                                           urllib.parse.quote(refresh, ""))
+        is_(status, 401, "an ID token for another user on her refresh token: 401")
+        ok(sgtest.set_cookie(headers, "SyncGatewaySession") is None, "no session for it")
+        ok("t_mallory" not in (users(st) or []), "and no user mallory")
+
         # --- the token endpoint misbehaving
         for name, want in (("token-error", 502), ("token-oversize", 502)):
             bad.set_case(name)
