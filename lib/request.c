@@ -838,11 +838,21 @@ serve_one(sg_handler_fn handler, void *ctx, FCGX_Request *fcgx, char **envp)
 	sg_request_end(&r);
 }
 
+static volatile sig_atomic_t terminating;
+
+static void
+on_term(int signo)
+{
+	(void)signo;
+	terminating = 1;
+}
+
 int
 sg_request_serve(sg_handler_fn handler, void *ctx)
 {
 	struct sigaction sa;
 	FCGX_Request req;
+	int rc;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
@@ -859,13 +869,26 @@ sg_request_serve(sg_handler_fn handler, void *ctx)
 		serve_one(handler, ctx, NULL, environ);
 		return 0;
 	}
-	if (FCGX_InitRequest(&req, 0, 0) != 0) {
+	/* SIGTERM (a web server stopping its FastCGI processes) ends the loop
+	 * between requests, so the program closes the store cleanly instead of
+	 * leaving it to the other processes' recovery. */
+	sa.sa_handler = on_term;
+	sa.sa_flags = 0; /* no SA_RESTART: accept() must return */
+	if (sigaction(SIGTERM, &sa, NULL) != 0 ||
+		FCGX_InitRequest(&req, 0, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
 		sg_log(SG_LOG_ERR, "FastCGI request initialization failed");
 		return 1;
 	}
-	while (FCGX_Accept_r(&req) >= 0) {
+	while (!terminating) {
+		rc = FCGX_Accept_r(&req);
+		if (rc == -EINTR)
+			continue; /* another signal, or SIGTERM: the loop decides */
+		if (rc < 0)
+			break;
 		serve_one(handler, ctx, &req, req.envp);
 		FCGX_Finish_r(&req);
 	}
+	if (terminating)
+		sg_log(SG_LOG_DEBUG, "stopping on SIGTERM");
 	return 0;
 }

@@ -4,6 +4,8 @@ of a backend that reports the identity it received, and /{db}/_session.
 Users and roles are written through syncgate-user-admin on the admin side,
 as an app server would; every change must count on the very next request.
 """
+import os
+import signal
 import sys
 import time
 
@@ -198,6 +200,19 @@ with sgtest.Stack(CONFIG) as st:
         "the used session was extended past its first expiry")
     is_(seen_by_backend(st, path="/short/doc", cookies={"SyncGatewaySession": idle})[0], 401,
         "the idle session expired after its ttl")
+
+    # --- SIGTERM: a program closes the store and exits between requests
+    checks = [p for p in st.processes()
+              if any(a.endswith("syncgate-session-check") for a in p["cmdline"])]
+    ok(checks, "a session-check process is running")
+    if checks:
+        os.kill(checks[0]["pid"], signal.SIGTERM)
+        deadline = time.time() + 10
+        while time.time() < deadline and sgtest.alive(checks[0]["pid"]):
+            time.sleep(0.1)
+        ok(not sgtest.alive(checks[0]["pid"]), "it exits on SIGTERM")
+        like(st.logs(), r"syncgate-session-check: debug: stopping on SIGTERM",
+             "and says so at debug level")
 
     logs = st.logs()
     for secret in (PASSWORD, NEW_PASSWORD, "bob-pw-1", "carol-pw", sid, used, idle):
