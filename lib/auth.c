@@ -3,6 +3,7 @@
  */
 #include "autoconf.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -17,31 +18,155 @@
 /* Longest user name plus password in a Basic header that we decode. */
 #define BASIC_MAX 4096
 
-/* What one identification transaction found. */
-enum outcome { FOUND, NO_USER, NO_SESSION, DISABLED };
+/*
+ * Slots of the principal cache: direct-mapped by database and user name,
+ * so a lookup that finds another user in its slot reads the store, as
+ * any miss does.  64 cover the users one FastCGI process serves at once.
+ */
+#define CACHE_SLOTS 64
 
+/* What the store says of one user. */
+enum outcome { FOUND, NO_USER, NO_SESSION, DISABLED, CORRUPT };
+
+/*
+ * What one user's records grant, as the checks need it.  channels and
+ * roles (FOUND only) are references; once cached, nothing modifies them.
+ */
+struct grants {
+	enum outcome outcome; /* FOUND, NO_USER, DISABLED or CORRUPT */
+	char name[SG_NAME_MAX + 1];
+	char hash[SG_PASSWORD_HASH_MAX]; /* "" when none: matches no password */
+	json_t *channels, *roles;
+};
+
+/*
+ * The principal cache.  An entry holds the grants of a user of a database
+ * computed under a principals generation, and serves only while the store
+ * still holds that generation (user.h), which every user or role write
+ * replaces: a change counts on the next request of every process.
+ */
+struct cache_entry {
+	char db[SG_DB_NAME_MAX + 1];
+	char gen[SG_GENERATION_MAX];
+	size_t genlen; /* 0: empty slot */
+	struct grants g;
+};
+
+static struct cache_entry cache[CACHE_SLOTS];
+
+/* One identification transaction: its question and what it found. */
 struct ident {
 	const struct sg_db_config *db;
 	const char *name; /* the user to load, or NULL with sid */
 	const char *sid;  /* the session to follow, or NULL */
 	time_t now;
 	enum outcome outcome;
-	json_t *user, *channels, *roles;
+	struct grants g;
+	char gen[SG_GENERATION_MAX];
+	size_t genlen;
+	int fresh; /* g was read from the store, not from the cache */
 	struct sg_session session;
 };
 
 static void
-ident_reset(struct ident *id)
+grants_reset(struct grants *g)
 {
-	json_decref(id->user);
-	json_decref(id->channels);
-	json_decref(id->roles);
-	id->user = id->channels = id->roles = NULL;
+	json_decref(g->channels);
+	json_decref(g->roles);
+	g->channels = g->roles = NULL;
+}
+
+/* Copies src into dst (whose references are dropped), taking references. */
+static void
+grants_copy(struct grants *dst, const struct grants *src)
+{
+	grants_reset(dst);
+	*dst = *src;
+	json_incref(dst->channels);
+	json_incref(dst->roles);
+}
+
+static struct cache_entry *
+cache_slot(const char *db, const char *name)
+{
+	/* FNV-1a over both names and the NUL between them. */
+	uint32_t h = 2166136261u;
+	const unsigned char *c;
+
+	for (c = (const unsigned char *)db; *c != '\0'; c++)
+		h = (h ^ *c) * 16777619u;
+	h *= 16777619u;
+	for (c = (const unsigned char *)name; *c != '\0'; c++)
+		h = (h ^ *c) * 16777619u;
+	return &cache[h % CACHE_SLOTS];
+}
+
+/* Copies the cached grants of (db, name) under gen into *g; 0 or -1 (none). */
+static int
+cache_get(const char *db, const char *name, const char *gen, size_t genlen, struct grants *g)
+{
+	struct cache_entry *e = cache_slot(db, name);
+
+	if (e->genlen == 0 || e->genlen != genlen || memcmp(e->gen, gen, genlen) != 0 ||
+		strcmp(e->g.name, name) != 0 || strcmp(e->db, db) != 0)
+		return -1;
+	grants_copy(g, &e->g);
+	return 0;
+}
+
+/* Remembers g (references taken) as the grants of its user under gen. */
+static void
+cache_put(const char *db, const char *gen, size_t genlen, const struct grants *g)
+{
+	struct cache_entry *e = cache_slot(db, g->name);
+
+	if (strlen(db) > SG_DB_NAME_MAX || genlen == 0 || genlen >= sizeof(e->gen))
+		return;
+	grants_copy(&e->g, g);
+	memcpy(e->db, db, strlen(db) + 1);
+	memcpy(e->gen, gen, genlen + 1);
+	e->genlen = genlen;
+}
+
+/* Reads the grants of user name from the store into *g. */
+static int
+grants_load(struct sg_txn *txn, const struct sg_db_config *db, const char *name, struct grants *g)
+{
+	const char *stored, *hash;
+	json_t *user = NULL;
+	int rc;
+
+	grants_reset(g);
+	memset(g, 0, sizeof(*g));
+	memcpy(g->name, name, strlen(name) + 1);
+	rc = sg_user_load(txn, db, name, 0, &user);
+	if (rc == SG_STORE_NOTFOUND) {
+		g->outcome = NO_USER;
+		return SG_STORE_OK;
+	}
+	if (rc != SG_STORE_OK)
+		return rc;
+	stored = json_string_value(json_object_get(user, "name"));
+	hash = sg_user_password_hash(user);
+	if (stored == NULL || strcmp(stored, name) != 0) {
+		g->outcome = CORRUPT;
+	} else if (sg_user_disabled(user)) {
+		g->outcome = DISABLED;
+	} else {
+		g->outcome = FOUND;
+		rc = sg_user_grants(txn, db->name, user, &g->channels, &g->roles);
+	}
+	/* A hash too long for any crypt(3) method is kept as none. */
+	if (hash != NULL && strlen(hash) < sizeof(g->hash))
+		memcpy(g->hash, hash, strlen(hash) + 1);
+	json_decref(user);
+	return rc;
 }
 
 /*
- * Reads the session (if any), the user and its grants in one transaction;
- * extends the session when a tenth of its ttl has passed.
+ * Reads the session (if any), the principals generation and, unless the
+ * cache holds them for that generation, the user and its grants, in one
+ * transaction; extends the session when a tenth of its ttl has passed.
  */
 static int
 ident_txn(struct sg_txn *txn, void *arg)
@@ -50,7 +175,8 @@ ident_txn(struct sg_txn *txn, void *arg)
 	const char *name = id->name;
 	int rc;
 
-	ident_reset(id);
+	grants_reset(&id->g);
+	id->fresh = 0;
 	if (id->sid != NULL) {
 		rc = sg_session_get(txn, id->db->name, id->sid, 0, &id->session);
 		if (rc == SG_STORE_OK && !sg_session_live(&id->session, id->now))
@@ -63,30 +189,31 @@ ident_txn(struct sg_txn *txn, void *arg)
 			return rc;
 		name = id->session.user;
 	}
-	rc = sg_user_load(txn, id->db, name, 0, &id->user);
-	if (rc == SG_STORE_NOTFOUND) {
-		id->outcome = id->sid != NULL ? NO_SESSION : NO_USER;
-		return SG_STORE_OK;
-	}
+	rc = sg_principals_generation(txn, id->db->name, id->gen, &id->genlen);
 	if (rc != SG_STORE_OK)
 		return rc;
-	if (sg_user_disabled(id->user)) {
-		id->outcome = DISABLED;
-		return SG_STORE_OK;
+	if (cache_get(id->db->name, name, id->gen, id->genlen, &id->g) != 0) {
+		rc = grants_load(txn, id->db, name, &id->g);
+		if (rc != SG_STORE_OK)
+			return rc;
+		id->fresh = 1;
 	}
-	rc = sg_user_grants(txn, id->db->name, id->user, &id->channels, &id->roles);
-	if (rc != SG_STORE_OK)
-		return rc;
-	if (id->sid != NULL && sg_session_due(&id->session, id->now)) {
+	id->outcome = id->g.outcome;
+	if (id->outcome == NO_USER && id->sid != NULL)
+		id->outcome = NO_SESSION;
+	if (id->outcome == FOUND && id->sid != NULL && sg_session_due(&id->session, id->now)) {
 		rc = sg_session_extend(txn, id->db->name, &id->session, id->now);
 		if (rc != SG_STORE_OK)
 			return rc;
 	}
-	id->outcome = FOUND;
 	return SG_STORE_OK;
 }
 
-/* Runs the identification; on success moves the grants into *p. */
+/*
+ * Runs the identification; when the user was found, fills *p with
+ * references to the grants.  id->g stays for the caller (the password
+ * hash) until ident_done.
+ */
 static int
 identify(struct sg_app *app, struct ident *id, enum sg_auth_kind kind, struct sg_principal *p,
 	struct sg_error *err)
@@ -94,29 +221,37 @@ identify(struct sg_app *app, struct ident *id, enum sg_auth_kind kind, struct sg
 	const char *name;
 
 	id->now = time(NULL);
-	id->user = id->channels = id->roles = NULL;
 	if (sg_store_run(app->store, 0, ident_txn, id, err) != SG_STORE_OK) {
-		ident_reset(id);
+		grants_reset(&id->g);
 		if (err->status == 0)
 			sg_error_set(err, 500, "Store failure");
 		return -1;
+	}
+	if (id->fresh)
+		cache_put(id->db->name, id->gen, id->genlen, &id->g);
+	if (id->outcome == CORRUPT) {
+		grants_reset(&id->g);
+		return sg_error_set(err, 500, "Corrupt user record");
 	}
 	if (id->outcome != FOUND)
 		return 0;
 	memset(p, 0, sizeof(*p));
 	p->kind = kind;
-	name = kind == SG_AUTH_GUEST ? "" : json_string_value(json_object_get(id->user, "name"));
-	if (name == NULL || strlen(name) > SG_NAME_MAX) {
-		ident_reset(id);
-		return sg_error_set(err, 500, "Corrupt user record");
-	}
+	name = kind == SG_AUTH_GUEST ? "" : id->g.name;
 	memcpy(p->name, name, strlen(name) + 1);
-	p->channels = id->channels;
-	p->roles = id->roles;
-	id->channels = id->roles = NULL;
+	p->channels = json_incref(id->g.channels);
+	p->roles = json_incref(id->g.roles);
 	if (kind == SG_AUTH_SESSION)
 		p->session = id->session;
 	return 0;
+}
+
+/* Drops what the identification left in id. */
+static void
+ident_done(struct ident *id)
+{
+	grants_reset(&id->g);
+	sg_secure_wipe(id->g.hash, sizeof(id->g.hash));
 }
 
 const char *
@@ -183,17 +318,16 @@ sg_auth_password(struct sg_app *app, const struct sg_db_config *db, const char *
 	}
 	if (identify(app, &id, SG_AUTH_BASIC, p, err) != 0)
 		return -1;
-	hash = id.user != NULL ? sg_user_password_hash(id.user) : NULL;
+	hash = id.outcome != NO_USER ? id.g.hash : NULL;
 	ok = sg_password_verify(name, password, hash);
+	ident_done(&id);
 	if (!ok || id.outcome == NO_USER) {
 		if (id.outcome == FOUND)
 			sg_principal_free(p);
-		ident_reset(&id);
 		sg_log_event(SG_LOG_INFO, db->name, name, "auth.password",
 			"refused: invalid login");
 		return sg_error_set(err, 401, "Invalid login");
 	}
-	ident_reset(&id);
 	if (id.outcome == DISABLED) {
 		sg_log_event(SG_LOG_INFO, db->name, name, "auth.password", "refused: disabled");
 		return disabled_is_400 ? sg_error_set(err, 400, "User is disabled")
@@ -215,7 +349,7 @@ sg_auth_principal(struct sg_app *app, const struct sg_db_config *db, const char 
 		return sg_error_set(err, 404, "missing");
 	if (identify(app, &id, SG_AUTH_SESSION, p, err) != 0)
 		return -1;
-	ident_reset(&id);
+	ident_done(&id);
 	if (id.outcome == NO_USER)
 		return sg_error_set(err, 404, "missing");
 	if (id.outcome == DISABLED)
@@ -288,7 +422,7 @@ identify_session(struct sg_app *app, const struct sg_db_config *db, const char *
 	id.sid = sid;
 	if (identify(app, &id, SG_AUTH_SESSION, p, err) != 0)
 		return -1;
-	ident_reset(&id);
+	ident_done(&id);
 	if (id.outcome == FOUND)
 		return 0;
 	sg_secure_tag(sid, tag);
@@ -309,7 +443,7 @@ identify_guest(struct sg_app *app, const struct sg_db_config *db, struct sg_prin
 	id.name = SG_GUEST;
 	if (identify(app, &id, SG_AUTH_GUEST, p, err) != 0)
 		return -1;
-	ident_reset(&id);
+	ident_done(&id);
 	if (id.outcome != FOUND)
 		return sg_error_set(err, 401, "Login required");
 	return 0;

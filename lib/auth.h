@@ -4,8 +4,11 @@
  * Credentials are tried in the order Bearer ID token, Basic, session
  * cookie, GUEST.  The first one present decides: bad credentials are
  * refused, never passed over for the next kind.  A disabled or deleted
- * user is refused on every path; the user record and its roles are read
- * afresh on every request, so a change counts on the very next one.
+ * user is refused on every path.  What a user's records grant is kept in
+ * a per-process cache that every request checks against the database's
+ * principals generation (user.h), read in the same transaction as the
+ * session: any user or role write replaces the generation, so a change
+ * counts on the very next request.
  */
 #ifndef SG_AUTH_H
 #define SG_AUTH_H
@@ -22,8 +25,8 @@ enum sg_auth_kind { SG_AUTH_BEARER, SG_AUTH_BASIC, SG_AUTH_SESSION, SG_AUTH_GUES
 struct sg_principal {
 	enum sg_auth_kind kind;
 	char name[SG_NAME_MAX + 1]; /* "" for GUEST */
-	json_t *channels;           /* owned: sorted channel names, "!" included */
-	json_t *roles;              /* owned: sorted role names */
+	json_t *channels;           /* a reference: sorted channel names, "!" included */
+	json_t *roles;              /* a reference: sorted role names */
 	struct sg_session session;  /* the session used (kind SG_AUTH_SESSION) */
 };
 
@@ -89,7 +92,10 @@ sg_auth_refuse(struct sg_request *r, const struct sg_db_config *db, const struct
  */
 json_t *sg_auth_session_info(const struct sg_principal *p);
 
-/* Frees what p owns; p may be NULL. */
+/*
+ * Drops p's references; p may be NULL.  The arrays may be shared with the
+ * cache: read them, never modify them.
+ */
 void sg_principal_free(struct sg_principal *p);
 
 #endif

@@ -57,6 +57,16 @@ sg_buf_add(struct sg_buf *b, const void *p, size_t n)
 }
 
 int
+sg_buf_reserve(struct sg_buf *b, size_t n)
+{
+	if (n > b->max - b->len) {
+		b->toobig = 1;
+		return -1;
+	}
+	return grow(b, b->len + n);
+}
+
+int
 sg_buf_adds(struct sg_buf *b, const char *s)
 {
 	return sg_buf_add(b, s, strlen(s));

@@ -30,6 +30,12 @@ void sg_buf_init(struct sg_buf *b, size_t max);
  */
 int sg_buf_add(struct sg_buf *b, const void *p, size_t n);
 
+/*
+ * Makes room for n more bytes, so that adds up to that size do not
+ * allocate.  Returns 0, or -1 as sg_buf_add would for n bytes.
+ */
+int sg_buf_reserve(struct sg_buf *b, size_t n);
+
 /* Appends a NUL-terminated string; as sg_buf_add. */
 int sg_buf_adds(struct sg_buf *b, const char *s);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "encode.h"
+#include "secure.h"
 
 static int
 hexval(int c)
@@ -83,49 +84,63 @@ sg_query_escape(const char *s, struct sg_buf *out)
 static const char b64std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+/* Both alphabets share their first 62 characters: A-Z, a-z, 0-9. */
 static int
 b64val(const char *alphabet, int c)
 {
-	const char *p;
-
-	if (c == '\0')
-		return -1;
-	p = strchr(alphabet, c);
-	return p != NULL ? (int)(p - alphabet) : -1;
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == alphabet[62])
+		return 62;
+	if (c == alphabet[63])
+		return 63;
+	return -1;
 }
 
-/* Decodes n characters (no padding) of the given alphabet. */
+/*
+ * Decodes n characters (no padding) of the given alphabet.  The bytes go
+ * through a small chunk on the stack, wiped afterwards: they may be a
+ * password.
+ */
 static int
 b64_decode(const char *alphabet, const char *in, size_t n, struct sg_buf *out)
 {
+	unsigned char chunk[96];
 	unsigned long acc = 0;
-	int bits = 0, v;
-	size_t i;
-	unsigned char byte;
+	size_t i, k = 0;
+	int bits = 0, v, rc = -1;
 
 	sg_buf_reset(out);
-	if (n % 4 == 1)
+	/* Room for the n * 6 / 8 bytes decoded, at once. */
+	if (n % 4 == 1 || sg_buf_reserve(out, n / 4 * 3 + n % 4 * 3 / 4) != 0)
 		return -1;
 	for (i = 0; i < n; i++) {
 		v = b64val(alphabet, (unsigned char)in[i]);
 		if (v < 0)
-			return -1;
+			goto out;
 		acc = (acc << 6) | (unsigned long)v;
 		bits += 6;
 		if (bits >= 8) {
 			bits -= 8;
-			byte = (unsigned char)(acc >> bits);
-			if (sg_buf_add(out, &byte, 1) != 0)
-				return -1;
+			chunk[k++] = (unsigned char)(acc >> bits);
 			acc &= (1UL << bits) - 1;
+			if (k == sizeof(chunk)) {
+				if (sg_buf_add(out, chunk, k) != 0)
+					goto out;
+				k = 0;
+			}
 		}
 	}
 	/* The bits left over must be zero: one encoding per byte string. */
-	if (acc != 0)
-		return -1;
-	if (out->data == NULL && sg_buf_add(out, "", 0) != 0)
-		return -1;
-	return 0;
+	if (acc == 0 && sg_buf_add(out, chunk, k) == 0)
+		rc = 0;
+out:
+	sg_secure_wipe(chunk, sizeof(chunk));
+	return rc;
 }
 
 static int

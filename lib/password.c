@@ -25,8 +25,7 @@ struct cache_entry {
 };
 
 static struct cache_entry cache[CACHE_SLOTS];
-static unsigned char cache_secret[32];
-static int cache_ready;
+static struct sg_hmac *cache_hmac; /* keyed with a random per-process secret */
 static unsigned long n_computed, n_cached;
 
 int
@@ -65,30 +64,35 @@ out:
 	return rc;
 }
 
-/* Computes the cache key of (user, password, hash); returns 0 or -1. */
+/*
+ * Computes the cache key of (user, password, hash) into key: the HMAC of
+ * user NUL hash NUL password, fed in place (nothing copied) to a handle
+ * keyed once per process.  Returns 0 or -1.
+ */
 static int
 cache_key(const char *user, const char *password, const char *hash, unsigned char *key)
 {
-	size_t lu = strlen(user), lp = strlen(password), lh = strlen(hash);
-	size_t n = lu + lp + lh + 2;
-	char *msg;
+	unsigned char secret[32];
 	int rc;
 
-	if (!cache_ready) {
-		if (sg_secure_random(cache_secret, sizeof(cache_secret)) != 0)
+	if (cache_hmac == NULL) {
+		rc = sg_secure_random(secret, sizeof(secret)) == 0
+			? sg_secure_hmac_new(secret, sizeof(secret), &cache_hmac)
+			: -1;
+		sg_secure_wipe(secret, sizeof(secret));
+		if (rc != 0)
 			return -1;
-		cache_ready = 1;
 	}
-	msg = malloc(n);
-	if (msg == NULL)
+	if (sg_secure_hmac_add(cache_hmac, user, strlen(user) + 1) != 0 ||
+		sg_secure_hmac_add(cache_hmac, hash, strlen(hash) + 1) != 0 ||
+		sg_secure_hmac_add(cache_hmac, password, strlen(password)) != 0) {
+		/* Start over: the handle may hold part of the message. */
+		sg_secure_hmac_free(cache_hmac);
+		cache_hmac = NULL;
 		return -1;
-	memcpy(msg, user, lu + 1);
-	memcpy(msg + lu + 1, hash, lh + 1);
-	memcpy(msg + lu + lh + 2, password, lp);
-	rc = sg_secure_hmac(cache_secret, sizeof(cache_secret), msg, n, key);
-	sg_secure_wipe(msg, n);
-	free(msg);
-	return rc;
+	}
+	sg_secure_hmac_end(cache_hmac, key);
+	return 0;
 }
 
 int
@@ -136,4 +140,6 @@ void
 sg_password_cache_clear(void)
 {
 	sg_secure_wipe(cache, sizeof(cache));
+	sg_secure_hmac_free(cache_hmac);
+	cache_hmac = NULL;
 }

@@ -563,6 +563,19 @@ write_out(struct sg_request *r, const char *p, size_t n)
 	return 0;
 }
 
+/* Appends "Status: <code> <text>\r\n" (code already checked: 100-599). */
+static int
+add_status(struct sg_buf *b, int status)
+{
+	char code[5] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
+		(char)('0' + status % 10), ' ', '\0'};
+
+	return sg_buf_adds(b, "Status: ") != 0 || sg_buf_adds(b, code) != 0 ||
+			sg_buf_adds(b, sg_status_text(status)) != 0 || sg_buf_adds(b, "\r\n") != 0
+		? -1
+		: 0;
+}
+
 static int
 is_head(const struct sg_request *r)
 {
@@ -590,7 +603,9 @@ send_response(struct sg_request *r, int status, const char *extra, const char *b
 		sg_log(SG_LOG_ERR, "response status %d out of range", status);
 		goto fallback;
 	}
-	if (sg_buf_addf(&head, "Status: %d %s\r\n", status, sg_status_text(status)) != 0 ||
+	if (sg_buf_reserve(&head, 32 + (extra != NULL ? strlen(extra) : 0) + r->out_headers.len) !=
+			0 ||
+		add_status(&head, status) != 0 ||
 		(extra != NULL && sg_buf_adds(&head, extra) != 0) ||
 		sg_buf_add(&head, r->out_headers.data, r->out_headers.len) != 0 ||
 		(body != NULL && sg_buf_adds(&head, "Content-Type: application/json\r\n") != 0) ||
@@ -799,19 +814,32 @@ sg_response_authorize(struct sg_request *r, const char *const *names, const char
 	size_t n)
 {
 	struct sg_buf extra;
-	size_t i;
+	size_t i, need = 0;
 
 	sg_buf_init(&extra, HEAD_MAX);
 	if (already_responded(r, 200))
 		goto out;
+	/* Check every line and size them all, then copy them in one buffer. */
 	for (i = 0; i < n; i++) {
 		if (!is_variable_name(names[i]) || values[i] == NULL ||
-			!is_header_value(values[i]) ||
-			sg_buf_addf(&extra, "Variable-%s: %s\r\n", names[i], values[i]) != 0) {
+			!is_header_value(values[i])) {
 			sg_log(SG_LOG_ERR, "authorizer variable %zu refused", i);
 			send_error(r, 500, NULL, "Could not build the response");
 			goto out;
 		}
+		need += sizeof("Variable-: \r\n") - 1 + strlen(names[i]) + strlen(values[i]);
+	}
+	if (sg_buf_reserve(&extra, need) != 0) {
+		sg_log(SG_LOG_ERR, "authorizer variables over %d bytes", HEAD_MAX);
+		send_error(r, 500, NULL, "Could not build the response");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		sg_buf_add(&extra, "Variable-", 9);
+		sg_buf_adds(&extra, names[i]);
+		sg_buf_add(&extra, ": ", 2);
+		sg_buf_adds(&extra, values[i]);
+		sg_buf_add(&extra, "\r\n", 2);
 	}
 	send_response(r, 200, sg_buf_str(&extra), NULL, 0, 0);
 out:

@@ -3,6 +3,7 @@
  */
 #include "autoconf.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <gnutls/crypto.h>
@@ -59,10 +60,11 @@ sg_secure_streq(const char *a, const char *b)
 void
 sg_secure_wipe(void *p, size_t n)
 {
-	volatile unsigned char *v = p;
-
-	while (n-- > 0)
-		*v++ = 0;
+	if (p == NULL || n == 0)
+		return;
+	memset(p, 0, n);
+	/* The compiler must assume the zeros are read: it keeps the memset. */
+	__asm__ __volatile__("" : : "r"(p) : "memory");
 }
 
 int
@@ -75,6 +77,53 @@ int
 sg_secure_hmac(const void *key, size_t keylen, const void *in, size_t n, unsigned char *out)
 {
 	return gnutls_hmac_fast(GNUTLS_MAC_SHA256, key, keylen, in, n, out) == 0 ? 0 : -1;
+}
+
+struct sg_hmac {
+	gnutls_hmac_hd_t hd;
+};
+
+int
+sg_secure_hmac_new(const void *key, size_t keylen, struct sg_hmac **out)
+{
+	struct sg_hmac *h = calloc(1, sizeof(*h));
+
+	*out = NULL;
+	if (h == NULL)
+		return -1;
+	if (gnutls_hmac_init(&h->hd, GNUTLS_MAC_SHA256, key, keylen) != 0) {
+		free(h);
+		return -1;
+	}
+	*out = h;
+	return 0;
+}
+
+int
+sg_secure_hmac_add(struct sg_hmac *h, const void *in, size_t n)
+{
+	return gnutls_hmac(h->hd, in, n) == 0 ? 0 : -1;
+}
+
+void
+sg_secure_hmac_end(struct sg_hmac *h, unsigned char *out)
+{
+	/* GnuTLS resets the state to the keyed start after the output. */
+	gnutls_hmac_output(h->hd, out);
+}
+
+void
+sg_secure_hmac_free(struct sg_hmac *h)
+{
+	unsigned char scratch[SG_SHA256_LEN];
+
+	if (h == NULL)
+		return;
+	/* Drop whatever part of a message was fed, then let GnuTLS wipe the key. */
+	gnutls_hmac_output(h->hd, scratch);
+	sg_secure_wipe(scratch, sizeof(scratch));
+	gnutls_hmac_deinit(h->hd, NULL);
+	free(h);
 }
 
 void

@@ -45,6 +45,26 @@ int sg_secure_sha256(const void *in, size_t n, unsigned char *out);
 int sg_secure_hmac(const void *key, size_t keylen, const void *in, size_t n, unsigned char *out);
 
 /*
+ * A keyed HMAC-SHA-256 fed in parts, for a key used many times: the key
+ * is set up once, and each sg_secure_hmac_end puts the state back to
+ * that keyed start, ready for the next message.  The handle holds
+ * material derived from the key; sg_secure_hmac_free wipes and frees it.
+ */
+struct sg_hmac;
+
+/* Stores a new handle keyed with key in *out.  Returns 0 or -1. */
+int sg_secure_hmac_new(const void *key, size_t keylen, struct sg_hmac **out);
+
+/* Feeds n bytes of the message.  Returns 0 or -1. */
+int sg_secure_hmac_add(struct sg_hmac *h, const void *in, size_t n);
+
+/* Writes the MAC of what was fed into out[SG_SHA256_LEN] and starts over. */
+void sg_secure_hmac_end(struct sg_hmac *h, unsigned char *out);
+
+/* Frees the handle; h may be NULL. */
+void sg_secure_hmac_free(struct sg_hmac *h);
+
+/*
  * Writes a short, non-reversible tag of a secret (the first 12 hex
  * characters of its SHA-256) into out[SG_TAG_LEN], for log lines that
  * must tell sessions apart without revealing them.

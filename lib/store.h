@@ -37,7 +37,8 @@
 #define SG_STORE_VALUE_MAX (1024 * 1024)
 
 enum sg_table {
-	SG_TABLE_USERS,         /* <db> <name>            -> user JSON */
+	SG_TABLE_USERS,         /* <db> <name>            -> user JSON;
+				   <db> alone             -> principals generation (user.h) */
 	SG_TABLE_ROLES,         /* <db> <name>            -> role JSON */
 	SG_TABLE_SESSIONS,      /* <db> <session id>      -> session JSON */
 	SG_TABLE_USER_SESSIONS, /* <db> <user> <sid>      -> empty */

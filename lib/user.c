@@ -3,11 +3,21 @@
  */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "encode.h"
+#include "secure.h"
 #include "user.h"
+
+/*
+ * The principals generation of a database lives in the users table under
+ * the key of the database name alone: every user key has a name part
+ * after it, so no user can reach it, and list() passes over it.  Its
+ * value is "<counter> <random hex>".
+ */
+#define GENERATION_RANDOM_BYTES 8
 
 /* Bytes that may not appear in a user or role name (SPEC section 5). */
 static const char name_forbidden[] = "/:,`";
@@ -123,31 +133,106 @@ load(struct sg_txn *txn, enum sg_table t, const char *db, const char *name, unsi
 	return rc;
 }
 
+/*
+ * Writes a new generation of db: the stored counter plus one and fresh
+ * random bits.  When out is non-NULL, copies the value there (with its
+ * NUL; out holds SG_GENERATION_MAX bytes) and its length to *len.
+ */
+static int
+generation_bump(struct sg_txn *txn, const char *db, char *out, size_t *len)
+{
+	struct sg_key k;
+	struct sg_buf val, text;
+	char rnd[2 * GENERATION_RANDOM_BYTES + 1];
+	unsigned long long n = 0;
+	char *end;
+	int rc;
+
+	if (sg_key_make(&k, db, (char *)NULL) != 0)
+		return SG_STORE_FAIL;
+	sg_buf_init(&val, SG_STORE_VALUE_MAX);
+	sg_buf_init(&text, SG_GENERATION_MAX - 1);
+	rc = sg_store_get(txn, SG_TABLE_USERS, &k, SG_GET_FOR_UPDATE, &val);
+	if (rc == SG_STORE_OK) {
+		/* A value that does not parse starts the counter again. */
+		errno = 0;
+		n = strtoull(sg_buf_str(&val), &end, 10);
+		if (errno != 0 || end == sg_buf_str(&val) || *end != ' ')
+			n = 0;
+	} else if (rc != SG_STORE_NOTFOUND) {
+		goto out;
+	}
+	if (sg_secure_random_hex(GENERATION_RANDOM_BYTES, rnd) != 0 ||
+		sg_buf_addf(&text, "%llu %s", n + 1, rnd) != 0) {
+		rc = SG_STORE_FAIL;
+		goto out;
+	}
+	rc = sg_store_put(txn, SG_TABLE_USERS, &k, text.data, text.len);
+	if (rc == SG_STORE_OK && out != NULL) {
+		memcpy(out, text.data, text.len + 1);
+		*len = text.len;
+	}
+out:
+	sg_buf_free(&val);
+	sg_buf_free(&text);
+	return rc;
+}
+
+int
+sg_principals_generation(struct sg_txn *txn, const char *db, char *out, size_t *len)
+{
+	struct sg_key k;
+	struct sg_buf val;
+	int rc;
+
+	if (sg_key_make(&k, db, (char *)NULL) != 0)
+		return SG_STORE_FAIL;
+	sg_buf_init(&val, SG_GENERATION_MAX - 1);
+	rc = sg_store_get(txn, SG_TABLE_USERS, &k, 0, &val);
+	if (rc == SG_STORE_OK) {
+		memcpy(out, sg_buf_str(&val), val.len + 1);
+		*len = val.len;
+	}
+	sg_buf_free(&val);
+	if (rc == SG_STORE_NOTFOUND)
+		rc = generation_bump(txn, db, out, len);
+	return rc;
+}
+
+/* Writes the record under its name, and a new generation of db. */
 static int
 save(struct sg_txn *txn, enum sg_table t, const char *db, const json_t *rec)
 {
 	struct sg_key k;
+	const char *name = json_string_value(json_object_get(rec, "name"));
 	char *text;
 	int rc;
 
-	if (sg_key_make(&k, db, json_string_value(json_object_get(rec, "name")), (char *)NULL) != 0)
+	if (name == NULL || *name == '\0' || sg_key_make(&k, db, name, (char *)NULL) != 0)
 		return SG_STORE_FAIL;
 	text = json_dumps(rec, JSON_COMPACT);
 	if (text == NULL)
 		return SG_STORE_FAIL;
 	rc = sg_store_put(txn, t, &k, text, strlen(text));
 	free(text);
+	if (rc == SG_STORE_OK)
+		rc = generation_bump(txn, db, NULL, NULL);
 	return rc;
 }
 
+/* Deletes the record, and writes a new generation of db when it existed. */
 static int
 del(struct sg_txn *txn, enum sg_table t, const char *db, const char *name)
 {
 	struct sg_key k;
+	int rc;
 
 	if (sg_key_make(&k, db, name, (char *)NULL) != 0)
 		return SG_STORE_NOTFOUND;
-	return sg_store_del(txn, t, &k);
+	rc = sg_store_del(txn, t, &k);
+	if (rc == SG_STORE_OK)
+		rc = generation_bump(txn, db, NULL, NULL);
+	return rc;
 }
 
 int

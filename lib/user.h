@@ -38,13 +38,39 @@ int sg_user_load(struct sg_txn *txn, const struct sg_db_config *db, const char *
 int
 sg_role_load(struct sg_txn *txn, const char *db, const char *name, unsigned flags, json_t **out);
 
-/* Writes the record (borrowed) under its "name".  Store result codes. */
+/*
+ * Writes the record (borrowed) under its "name", and a new principals
+ * generation of db.  Store result codes.
+ */
 int sg_user_save(struct sg_txn *txn, const char *db, const json_t *user);
 int sg_role_save(struct sg_txn *txn, const char *db, const json_t *role);
 
-/* Deletes the record; store result codes (SG_STORE_NOTFOUND included). */
+/*
+ * Deletes the record and writes a new principals generation of db; store
+ * result codes (SG_STORE_NOTFOUND, nothing written, included).
+ */
 int sg_user_delete(struct sg_txn *txn, const char *db, const char *name);
 int sg_role_delete(struct sg_txn *txn, const char *db, const char *name);
+
+/* Room for a principals generation, NUL included. */
+#define SG_GENERATION_MAX 64
+
+/*
+ * The principals generation of db: a short value that every save and
+ * delete above replaces, in the same transaction as the record, and
+ * nothing else writes.  Whatever is computed from the users and roles of
+ * db stays true while the generation it was read with is the stored one;
+ * a per-process cache checks it instead of reading the records again.
+ * Each value is a counter and random bits, so a value is never written
+ * twice, and one comes back (a store restored from a backup) only with
+ * the records it was written with.
+ *
+ * Reads it into out (SG_GENERATION_MAX bytes, NUL-terminated, length in
+ * *len); a database without one yet (a new store, or one written before
+ * generations) gets its first here, so the transaction may write.  Store
+ * result codes.
+ */
+int sg_principals_generation(struct sg_txn *txn, const char *db, char *out, size_t *len);
 
 /*
  * Appends the names of every user (GUEST excluded) or role of db to the

@@ -55,7 +55,9 @@ test_percent(void)
 static void
 test_base64(void)
 {
-	struct sg_buf b;
+	unsigned char raw[511];
+	struct sg_buf b, enc, small;
+	size_t i;
 
 	sg_buf_init(&b, 64);
 	tap_is_int(sg_base64_decode("YWxpY2U6cHc=", 12, &b), 0, "base64 decode");
@@ -73,6 +75,24 @@ test_base64(void)
 	sg_base64_encode("alice:pw", 8, &b);
 	tap_is_str(sg_buf_str(&b), "YWxpY2U6cHc=", "base64 encode pads");
 	sg_buf_free(&b);
+
+	/* Longer than the decoder's chunk: every byte value, twice over. */
+	for (i = 0; i < sizeof(raw); i++)
+		raw[i] = (unsigned char)(i * 7 + 3);
+	sg_buf_init(&enc, 1024);
+	sg_buf_init(&b, sizeof(raw));
+	sg_base64_encode(raw, sizeof(raw), &enc);
+	tap_is_int(sg_base64_decode(sg_buf_str(&enc), enc.len, &b), 0, "long base64 decode");
+	tap_ok(b.len == sizeof(raw) && memcmp(b.data, raw, sizeof(raw)) == 0,
+		"long base64 round trip");
+	sg_buf_init(&small, sizeof(raw) - 1);
+	tap_is_int(sg_base64_decode(sg_buf_str(&enc), enc.len, &small), -1,
+		"decoded bytes past the cap refused");
+	tap_is_int(sg_base64_decode("", 0, &small), 0, "empty base64 decodes");
+	tap_is_str(sg_buf_str(&small), "", "to an empty string");
+	sg_buf_free(&enc);
+	sg_buf_free(&b);
+	sg_buf_free(&small);
 }
 
 static void
@@ -106,6 +126,39 @@ test_secure(void)
 	tap_is_str(err.reason, "line1 line2", "error reason stays one line");
 }
 
+/* The reusable keyed HMAC agrees with the one-shot one, message after message. */
+static void
+test_hmac(void)
+{
+	static const char key[] = "a key of thirty-two bytes, here.";
+	unsigned char one[SG_SHA256_LEN], parts[SG_SHA256_LEN];
+	char hex[2 * SG_SHA256_LEN + 1];
+	struct sg_hmac *h;
+	int i, same = 1;
+
+	/* RFC 4231 test case 2: key "Jefe". */
+	tap_is_int(sg_secure_hmac_new("Jefe", 4, &h), 0, "keyed handle");
+	sg_secure_hmac_add(h, "what do ya want ", 16);
+	sg_secure_hmac_add(h, "for nothing?", 12);
+	sg_secure_hmac_end(h, parts);
+	sg_hex_encode(parts, SG_SHA256_LEN, hex);
+	tap_is_str(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+		"HMAC-SHA-256 fed in parts: RFC 4231 case 2");
+	sg_secure_hmac_free(h);
+	sg_secure_hmac_new(key, sizeof(key) - 1, &h);
+	for (i = 0; i < 3; i++) {
+		sg_secure_hmac(key, sizeof(key) - 1, "user\0hash\0pw", 12, one);
+		sg_secure_hmac_add(h, "user", 5);
+		sg_secure_hmac_add(h, "hash\0", 5);
+		sg_secure_hmac_add(h, "pw", 2);
+		sg_secure_hmac_end(h, parts);
+		same = same && memcmp(one, parts, sizeof(one)) == 0;
+	}
+	tap_ok(same, "each end starts the next message from the key");
+	sg_secure_hmac_free(h);
+	sg_secure_hmac_free(NULL);
+}
+
 int
 main(void)
 {
@@ -114,5 +167,6 @@ main(void)
 	test_base64();
 	test_utf8();
 	test_secure();
+	test_hmac();
 	return tap_done();
 }
