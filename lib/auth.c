@@ -402,7 +402,7 @@ identify_bearer(struct sg_app *app, const struct sg_db_config *db, const char *t
 	id.name = name;
 	if (identify(app, &id, SG_AUTH_BEARER, p, err) != 0)
 		return -1;
-	ident_reset(&id);
+	ident_done(&id);
 	if (id.outcome == FOUND)
 		return 0;
 	sg_log_event(SG_LOG_INFO, db->name, name, "auth.bearer", "refused: %s",

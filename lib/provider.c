@@ -261,10 +261,16 @@ rec_txn(struct sg_txn *txn, void *arg)
 		a->rec = rec;
 		return SG_STORE_OK;
 	case REC_CLAIM:
-		/* Another process fetched meanwhile, or one is fetching. */
+		/* Another process fetched meanwhile; or the provider failed and
+		 * waits out its backoff; or another process is refreshing a copy
+		 * still usable.  A first fetch is never waited for: several
+		 * processes starting at once may each make it. */
 		if (json_integer_value(json_object_get(rec, "fetched")) >
-				a->now - SG_PROVIDER_FRESH ||
-			json_integer_value(json_object_get(rec, "retry_after")) > a->now)
+			a->now - SG_PROVIDER_FRESH)
+			break;
+		if (json_integer_value(json_object_get(rec, "retry_after")) > a->now &&
+			(json_integer_value(json_object_get(rec, "failures")) > 0 ||
+				json_object_get(rec, "jwks") != NULL))
 			break;
 		json_object_set_new(rec, "retry_after",
 			json_integer(a->now +
@@ -530,8 +536,32 @@ ensure(struct sg_app *app, const struct sg_idp *idp, struct rt *rt, struct sg_er
 }
 
 /*
- * An unknown kid: takes a newer copy another process stored, or fetches
- * the JWKS again if none did within SG_PROVIDER_KID_REFETCH.  Returns 1
+ * An unknown kid, first step: takes the copy in the store when another
+ * process stored newer keys.  Returns 1 when rt changed, else 0.
+ */
+static int
+reload_keys(struct sg_app *app, const struct sg_idp *idp, struct rt *rt)
+{
+	struct rec_args a;
+	struct sg_error err;
+	int rc = 0;
+
+	if (!fetches_keys(idp))
+		return 0;
+	memset(&a, 0, sizeof(a));
+	a.idp = idp;
+	a.mode = REC_READ;
+	if (rec_run(app, &a, &err) != 0)
+		return 0;
+	if (json_integer_value(json_object_get(a.rec, "jwks_serial")) != rt->jwks_serial)
+		rc = rt_install(idp, rt, a.rec) == 0;
+	json_decref(a.rec);
+	return rc;
+}
+
+/*
+ * An unknown kid, second step: fetches the JWKS again, unless a process
+ * did so for an unknown kid within SG_PROVIDER_KID_REFETCH.  Returns 1
  * when rt has new keys worth a second try, else 0.
  */
 static int
@@ -541,7 +571,6 @@ refetch_keys(struct sg_app *app, const struct sg_idp *idp, struct rt *rt)
 	struct sg_error err;
 	json_t *jwks = NULL, *set = NULL;
 	const char *uri;
-	long long had = rt->jwks_serial;
 	int rc = 0;
 
 	if (!fetches_keys(idp))
@@ -551,11 +580,6 @@ refetch_keys(struct sg_app *app, const struct sg_idp *idp, struct rt *rt)
 	a.mode = REC_CLAIM_KID;
 	if (rec_run(app, &a, &err) != 0)
 		return 0;
-	if (json_integer_value(json_object_get(a.rec, "jwks_serial")) != had) {
-		rc = rt_install(idp, rt, a.rec) == 0;
-		json_decref(a.rec);
-		return rc;
-	}
 	json_decref(a.rec);
 	if (!a.claimed)
 		return 0;
@@ -651,7 +675,7 @@ sg_provider_validate(struct sg_app *app, const struct sg_idp *idp, const char *t
 	struct rt *rt = rt_get(idp);
 	struct sg_jose_rules rules;
 	struct sg_error why;
-	int rc;
+	int rc, step;
 
 	*claims = NULL;
 	if (rt == NULL)
@@ -666,7 +690,10 @@ sg_provider_validate(struct sg_app *app, const struct sg_idp *idp, const char *t
 	rules.now = time(NULL);
 	sg_error_clear(&why);
 	rc = sg_jose_validate(token, n, rt->keys, &rules, claims, &why);
-	if (rc == SG_JOSE_UNKNOWN_KEY && refetch_keys(app, idp, rt)) {
+	/* An unknown key: newer keys another process stored, else a refetch. */
+	for (step = 0; rc == SG_JOSE_UNKNOWN_KEY && step < 2; step++) {
+		if (!(step == 0 ? reload_keys : refetch_keys)(app, idp, rt))
+			continue;
 		sg_error_clear(&why);
 		rules.algs = rt->algs;
 		rc = sg_jose_validate(token, n, rt->keys, &rules, claims, &why);
