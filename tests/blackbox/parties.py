@@ -1,4 +1,4 @@
-"""parties: the OpenID Connect providers of syncgate's black-box tests.
+"""parties: the outside parties of syncgate's black-box tests.
 
 tests/parties/ holds two node programs: provider.mjs, a real provider
 (oidc-provider) with a login and a consent form, and misbehave.mjs, a
@@ -7,6 +7,9 @@ tests/data/tokens/.  This module starts them (Provider, Misbehave), fills
 in the provider's forms the way a browser would (login()) and speaks the
 relying party's side of the code flow (authorization_request(),
 token_request()), so that a test can do by hand what syncgate does.
+For replication it runs backend.mjs, a CouchDB-protocol server
+(express-pouchdb over in-memory PouchDB databases), as Backend, and
+replicate.mjs, a PouchDB client, as Replication and replicate().
 
 Python 3 standard library only.  node comes from PATH, the scripts and
 their node_modules from $top_srcdir/tests/parties (scripts/install-deps.sh
@@ -28,6 +31,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.error
@@ -702,3 +706,334 @@ def _stop_all():
             party.stop()
         except Exception:  # keep stopping the others
             traceback.print_exc(file=sys.stderr)
+
+
+# --------------------------------------------------------------------------
+# Replication: a CouchDB-protocol server and a PouchDB client
+
+POUCH_PACKAGES = ("express", "express-pouchdb", "pouchdb-node", "pouchdb-adapter-memory")
+
+
+def missing_pouch():
+    """Why the replication parties cannot run (a sentence), or None."""
+    if node_binary() is None:
+        return "node not found: run scripts/install-deps.sh"
+    for pkg in POUCH_PACKAGES:
+        if not os.path.isfile(os.path.join(node_modules(), pkg, "package.json")):
+            return "%s/%s missing: run scripts/install-deps.sh" % (node_modules(), pkg)
+    return None
+
+
+def require_pouch():
+    """Bail out (TAP) unless node and the replication packages are there."""
+    why = missing_pouch()
+    if why:
+        sgtest.bail_out(why)
+
+
+BackendRequest = collections.namedtuple("BackendRequest", "method path status user auth direct")
+BackendRequest.__doc__ = """One request as backend.mjs logged it: user and
+auth are the X-Syncgate-User and X-Syncgate-Auth values (None when the
+header was absent), direct is True for a request sent by Backend.request()
+(the test itself, not through the front)."""
+
+
+class Backend(_Party):
+    """tests/parties/backend.mjs: express-pouchdb over in-memory PouchDB
+    databases, at http://127.0.0.1:PORT/<db>.
+
+    config members: dbs (default ["db"]), the databases made at start.
+    A restart starts with empty databases.
+    """
+
+    script = "backend.mjs"
+    kind = "backend"
+    DIRECT = {"X-Backend-Direct": "1"}
+
+    def _defaults(self):
+        self.config.setdefault("dbs", ["db"])
+
+    def start(self):
+        why = missing_pouch()
+        if why:
+            raise PartyError(why)
+        return super().start()
+
+    def db_url(self, db="db"):
+        """The database's URL on this server, bypassing any front."""
+        return self.url("/" + db)
+
+    # -- its own HTTP API, not through the front
+    def request(self, method, path, **kw):
+        """sgtest.http_request() against this server, marked as direct in
+        its log (header X-Backend-Direct: 1).  It asks for JSON: like
+        CouchDB, express-pouchdb labels JSON text/plain for other clients."""
+        headers = dict(self.DIRECT, Accept="application/json")
+        headers.update(kw.pop("headers", None) or {})
+        return http_request(self.port, method, path, headers=headers, **kw)
+
+    def put_doc(self, doc_id, body, db="db"):
+        """PUT /db/doc_id with body (dict); returns the new revision.
+        Raises PartyError unless the server answered 201."""
+        r = self.request("PUT", "/%s/%s" % (db, urllib.parse.quote(doc_id, safe="")), body=body)
+        if r.status != 201:
+            raise PartyError("PUT %s answered %s: %r" % (doc_id, r.status, r.body))
+        return r.body["rev"]
+
+    def get_doc(self, doc_id, db="db"):
+        """The document (dict), or None when the server answers 404."""
+        r = self.request("GET", "/%s/%s" % (db, urllib.parse.quote(doc_id, safe="")))
+        if r.status == 404:
+            return None
+        if r.status != 200:
+            raise PartyError("GET %s answered %s: %r" % (doc_id, r.status, r.body))
+        return r.body
+
+    def doc_ids(self, db="db"):
+        """The ids of the database's documents, sorted (design documents
+        included, _local ones not)."""
+        r = self.request("GET", "/%s/_all_docs" % db)
+        if r.status != 200:
+            raise PartyError("_all_docs answered %s: %r" % (r.status, r.body))
+        return sorted(row["id"] for row in r.body["rows"])
+
+    # -- looking at it
+    def mark(self):
+        """How many requests the log holds now: requests(since=mark())
+        later lists only those that came after."""
+        return len(self.requests(direct=None))
+
+    def requests(self, method=None, path=None, status=None, direct=False, since=0):
+        """The logged requests [BackendRequest], in order, filtered by those
+        given: direct False (the default) leaves out the test's own direct
+        requests, True keeps only those, None keeps all; since: skip the
+        first since requests of the unfiltered log (see mark())."""
+        out = []
+        for line in self.log().splitlines():
+            parts = line.split(" ")
+            if len(parts) != 6 or not parts[2].isdigit():
+                continue
+            fields = {}
+            for part in parts[3:]:
+                name, _, value = part.partition("=")
+                fields[name] = None if value == "-" else urllib.parse.unquote(value)
+            out.append(BackendRequest(parts[0], parts[1], int(parts[2]),
+                                      fields.get("X-Syncgate-User"),
+                                      fields.get("X-Syncgate-Auth"),
+                                      fields.get("direct") == "yes"))
+        out = out[since:]
+        return [r for r in out
+                if (method is None or r.method == method) and (path is None or r.path == path)
+                and (status is None or r.status == status)
+                and (direct is None or r.direct == direct)]
+
+    def identities(self, since=0):
+        """The set of X-Syncgate-User values (None for none) of the requests
+        that came through the front, from since on."""
+        return set(r.user for r in self.requests(since=since))
+
+
+class Replication:
+    """tests/parties/replicate.mjs: one PouchDB replication with an
+    in-memory local database, run as a node process.
+
+    spec: the replication (see replicate.mjs): remote, auth ({"basic":
+      [user, password]}, {"cookie": "Name=value"} or None), headers, mode
+      ("push", "pull", "sync", "continuous"), docs, options, timeout_ms.
+    tmpdir: where the spec and the stderr file go (a temporary directory of
+      its own, removed at stop(), when None).
+
+    The events the script prints are collected as they come, each a dict
+    with "_t", the time.monotonic() at which it was read.
+    """
+
+    def __init__(self, spec, tmpdir=None, name=None):
+        self.spec = dict(spec)
+        self._own_dir = tmpdir is None
+        self.dir = tmpdir
+        _serial[0] += 1
+        self.name = name or "replicate-%d" % _serial[0]
+        self.proc = None
+        self.returncode = None
+        self._events = []
+        self._cond = threading.Condition()
+        self._reader = None
+        self._stderr = ""
+
+    def __enter__(self):
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def start(self):
+        """Starts the replication; returns self at once."""
+        why = missing_pouch()
+        if why:
+            raise PartyError(why)
+        if self.dir is None:
+            self.dir = tempfile.mkdtemp(prefix="sgrepl-", dir=os.environ.get("TMPDIR") or "/tmp")
+        os.makedirs(self.dir, exist_ok=True)
+        if self not in _live:
+            _live.append(self)
+        # The spec goes in a file, not on the command line, which any local
+        # user can read: it may hold a password or a session cookie.
+        spec_path = os.path.join(self.dir, self.name + ".json")
+        fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.spec, f)
+        where = script_dir(self.dir)
+        err = open(os.path.join(self.dir, self.name + ".stderr"), "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [node_binary(), os.path.join(where, "replicate.mjs"), spec_path],
+                cwd=where, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                start_new_session=True, close_fds=True)
+        finally:
+            err.close()
+        self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,),
+                                        name=self.name, daemon=True)
+        self._reader.start()
+        return self
+
+    def _read(self, stream):
+        for raw in stream:
+            now = time.monotonic()
+            try:
+                event = json.loads(raw.decode("utf-8", "replace"))
+            except ValueError:
+                event = {"event": "output", "text": raw.decode("utf-8", "replace").rstrip()}
+            if not isinstance(event, dict):
+                event = {"event": "output", "text": str(event)}
+            event["_t"] = now
+            with self._cond:
+                self._events.append(event)
+                self._cond.notify_all()
+        stream.close()
+        with self._cond:
+            self._cond.notify_all()
+
+    # -- looking at it
+    def events(self, kind=None):
+        """The events so far (dicts), those of kind (e.g. "error") only
+        when given."""
+        with self._cond:
+            return [e for e in self._events if kind is None or e.get("event") == kind]
+
+    def requests(self):
+        """The client's requests to the remote so far: [(method, path, status)]."""
+        return [(e["method"], e["path"], e["status"]) for e in self.events("request")]
+
+    @property
+    def final(self):
+        """The last line's event {"ok", "status", "docs_read",
+        "docs_written", "local_docs"}, or None before it."""
+        finals = self.events("final")
+        return finals[-1] if finals else None
+
+    @property
+    def ok(self):
+        return self.final is not None and self.final.get("ok") is True and self.returncode == 0
+
+    @property
+    def status(self):
+        """The HTTP status of the error that ended it (None without one)."""
+        return self.final.get("status") if self.final else None
+
+    def local_ids(self):
+        return sorted(d["_id"] for d in (self.final or {}).get("local_docs", []))
+
+    def stderr(self):
+        """What the script wrote on stderr (kept after stop())."""
+        if self.dir is None:
+            return self._stderr
+        try:
+            with open(os.path.join(self.dir, self.name + ".stderr"), encoding="utf-8",
+                      errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait_for(self, status=None, event="error", timeout=30):
+        """Waits until an event of kind event (any kind when None) with that
+        HTTP status (any when None) arrives; returns it (with "_t"), or None
+        when timeout seconds passed or the script ended first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            seen = 0
+            while True:
+                for e in self._events[seen:]:
+                    if (event is None or e.get("event") == event) and \
+                            (status is None or e.get("status") == status):
+                        return e
+                seen = len(self._events)
+                left = deadline - time.monotonic()
+                reader_done = self._reader is None or not self._reader.is_alive()
+                if left <= 0 or reader_done:
+                    return None
+                self._cond.wait(min(left, 0.5))
+
+    def wait(self, timeout=60):
+        """Waits for the script to end; returns its exit status, or None
+        when it is still running after timeout seconds."""
+        if self.proc is None:
+            return self.returncode
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return self.returncode
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """Stops the replication (SIGTERM: it cancels and prints its final
+        line), then its process group if it lingers.  Safe to call more
+        than once; returns the exit status."""
+        try:
+            proc = self.proc
+            if proc is not None:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                    proc.wait(timeout=5)
+                self.returncode = proc.returncode
+                if self._reader is not None:
+                    self._reader.join(timeout=5)
+                self.proc = None
+        finally:
+            if self in _live:
+                _live.remove(self)
+            if self._own_dir and self.dir and not os.environ.get("SG_KEEP"):
+                self._stderr = self.stderr()
+                shutil.rmtree(self.dir, ignore_errors=True)
+                self.dir = None
+        return self.returncode
+
+
+def replicate(spec, timeout=60, tmpdir=None):
+    """Runs one replication (spec as for Replication) to its end and
+    returns the stopped Replication: ok, status, final, events(),
+    requests(), local_ids(), returncode.  A replication still running after
+    timeout seconds is stopped (returncode then tells a signal)."""
+    spec = dict(spec)
+    spec.setdefault("timeout_ms", int(timeout * 1000))
+    rep = Replication(spec, tmpdir=tmpdir)
+    rep.start()
+    try:
+        rep.wait(timeout=timeout + 5)
+    finally:
+        rep.stop()
+    return rep

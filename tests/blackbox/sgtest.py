@@ -594,12 +594,15 @@ class Stack:
       after it started (False lets a test look at lighttpd's 503s).
     ports: fixed ports by name ("public", "admin") instead of free ones.
     start_timeout: seconds to wait for the ports and the programs.
+    backend_port: proxy to 127.0.0.1:backend_port, a backend the caller
+      runs (e.g. parties.Backend), instead of starting the echo Backend;
+      self.backend is then None.
     """
 
     def __init__(self, config=None, programs=None, authorizer=True, magnet=None, max_procs=1,
                  static_backend=False, env=None, exec_prefix=None, extra_conf="",
                  fastcgi_debug=False, lua=None, start_timeout=15, check_programs=True,
-                 ports=None):
+                 ports=None, backend_port=None):
         self.user_config = dict(config or {})
         self.programs = {name: program(name) for name in PROGRAMS}
         self.programs.update(programs or {})
@@ -612,6 +615,9 @@ class Stack:
         if static_backend not in (False, None, True, "front"):
             raise ValueError("static_backend: False, True or \"front\"")
         self.static_backend = static_backend or False
+        if backend_port is not None and self.static_backend:
+            raise ValueError("backend_port and static_backend exclude each other")
+        self.backend_port = backend_port
         self.env = dict(env or {})
         self.exec_prefix = list(exec_prefix or [])
         self.extra_conf = extra_conf
@@ -676,7 +682,7 @@ class Stack:
         self._write_wrappers()
         if self.static_backend:
             self._write_static()
-        else:
+        elif self.backend_port is None:
             self.backend = Backend()
         last = None
         for _attempt in range(3):
@@ -685,6 +691,8 @@ class Stack:
             self.ports.update(self.fixed_ports)
             if self.backend is not None:
                 self.ports["backend"] = self.backend.port
+            elif self.backend_port is not None:
+                self.ports["backend"] = int(self.backend_port)
             try:
                 self._start_servers()
                 return self
