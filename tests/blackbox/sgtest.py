@@ -291,8 +291,9 @@ Response = collections.namedtuple("Response", "status headers body")
 
 
 def http_request(port, method, path, headers=None, body=None, auth=None, cookies=None,
-                 host="127.0.0.1", timeout=10):
-    """One request on a fresh connection.
+                 host="127.0.0.1", timeout=10, context=None):
+    """One request on a fresh connection (HTTPS when context, an
+    ssl.SSLContext, is given).
 
     body: dict or list (sent as JSON), str, bytes or None.  auth: (user,
     password) for Basic.  cookies: dict or a ready "a=b; c=d" string.
@@ -316,7 +317,10 @@ def http_request(port, method, path, headers=None, body=None, auth=None, cookies
             cookies = "; ".join("%s=%s" % kv for kv in cookies.items())
         hdrs["Cookie"] = cookies
     hdrs.update(headers or {})
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    if context is not None:
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request(method, path, body=data, headers=hdrs)
         resp = conn.getresponse()
