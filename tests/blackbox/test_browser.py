@@ -23,6 +23,7 @@ import tempfile
 import time
 
 sys.dont_write_bytecode = True
+import deploy  # noqa: E402
 import parties  # noqa: E402
 import sgtest  # noqa: E402
 from sgtest import diag, done, is_, like, ok  # noqa: E402
@@ -50,6 +51,11 @@ def lighttpd_front(config, public):
     return sgtest.Stack(config, ports={"public": public})
 
 
+def apache_front(config, public):
+    """httpd-examples/apache2/syncgate.conf as shipped, with the echo backend."""
+    return deploy.Deployment("apache", config=config, ports={"public": public})
+
+
 def fronts():
     """[(name, factory)]: factory(config, public) returns a context manager
     for a front serving config's database "db" on 127.0.0.1:public, with
@@ -57,6 +63,7 @@ def fronts():
     port comes first because the provider must know the callback URL."""
     return [
         ("lighttpd", lighttpd_front),
+        ("apache", apache_front),
     ]
 
 
@@ -156,8 +163,10 @@ def run_front(fname, factory, tmp):
     }, tmpdir=workdir)
     op.start()
     config = {"databases": {"db": {
-        # Left at its default (true): chromium holds a Secure cookie set
-        # over http://127.0.0.1, a secure context.
+        # The default (true), said out loud since a Deployment without TLS
+        # would turn it off: chromium holds a Secure cookie set over
+        # http://127.0.0.1, a secure context.
+        "session_cookie_secure": True,
         "oidc": {"default_provider": "main", "providers": {
             "main": {"issuer": op.issuer, "client_id": "syncgate-db", "validation_key": SECRET,
                      "callback_url": callback, "register": True, "user_prefix": "op",

@@ -16,6 +16,7 @@ import sys
 import time
 
 sys.dont_write_bytecode = True
+import deploy  # noqa: E402
 import parties  # noqa: E402
 import sgtest  # noqa: E402
 from sgtest import diag, done, is_, ok  # noqa: E402
@@ -41,6 +42,8 @@ def fronts():
     is one more entry here."""
     return [
         ("lighttpd", lambda config, port: sgtest.Stack(config, backend_port=port)),
+        ("apache", lambda config, port: deploy.Deployment("apache", config=config,
+                                                          backend_port=port)),
     ]
 
 
