@@ -8,7 +8,8 @@ set -eu
 PACKAGES="autoconf automake libtool pkg-config make gcc
 libfcgi-dev libcurl4-gnutls-dev libgnutls28-dev libjansson-dev
 libdb-dev db5.3-util libcrypt-dev
-lighttpd lighttpd-modules-lua python3 curl wrk clang-format faketime"
+lighttpd lighttpd-modules-lua python3 curl wrk clang-format faketime
+man-db groff-base debhelper lintian rpm fakeroot dpkg-dev"
 
 missing=""
 for p in $PACKAGES; do
