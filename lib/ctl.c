@@ -12,7 +12,12 @@
  */
 #include "autoconf.h"
 
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <dirent.h>
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +133,10 @@ usage(FILE *fp)
 		"                         programs should be stopped\n"
 		"  store backup DIR       copy a consistent snapshot of the store into DIR,\n"
 		"                         which must be new or empty\n"
+		"  store restore DIR [PATH]\n"
+		"                         replace the store at PATH (default: store.path)\n"
+		"                         with the backup in DIR; the programs must be\n"
+		"                         stopped\n"
 		"  store checkpoint       write a checkpoint and remove unneeded log files\n"
 		"\n"
 		"Options:\n"
@@ -253,10 +262,34 @@ load_config(struct ctl *c)
 	return 0;
 }
 
-/* Opens the store of the loaded configuration. */
+/*
+ * Run as root on a store directory that belongs to another user (the
+ * packages give it to the web server's user), takes on that user's
+ * identity before the store is touched: Berkeley DB creates region and
+ * log files as it goes, and files owned by root would lock the programs
+ * out of their own store.  A store owned by root, or a missing one, is
+ * left to root.  Returns 0, or -1 with c->err set.
+ */
+static int
+become_store_owner(struct ctl *c, const char *path)
+{
+	struct stat sb;
+
+	if (geteuid() != 0 || stat(path, &sb) != 0 || sb.st_uid == 0)
+		return 0;
+	if (setgroups(0, NULL) != 0 || setgid(sb.st_gid) != 0 || setuid(sb.st_uid) != 0)
+		return sg_error_set(&c->err, 500,
+			"store %s: cannot take on the identity of its owner (%lu:%lu): %s", path,
+			(unsigned long)sb.st_uid, (unsigned long)sb.st_gid, strerror(errno));
+	return 0;
+}
+
+/* Opens the store of the loaded configuration, as its owner. */
 static int
 open_store(struct ctl *c)
 {
+	if (become_store_owner(c, c->cfg->store_path) != 0)
+		return -1;
 	return sg_store_open(c->cfg->store_path, &c->store, &c->err);
 }
 
@@ -752,9 +785,42 @@ cmd_store_verify(struct ctl *c)
 		path = c->cfg->store_path;
 	}
 	/* sg_store_verify opens the store itself: this process must not. */
-	if (sg_store_verify(path, &c->err) != 0)
+	if (become_store_owner(c, path) != 0 || sg_store_verify(path, &c->err) != 0)
 		return -1;
 	printf("%s: OK\n", path);
+	return 0;
+}
+
+/*
+ * Run as root on a store that belongs to another user, makes the backup
+ * directory dir (or takes an empty one) for that user, who is about to
+ * write the backup into it.
+ */
+static int
+backup_dir_for_owner(struct ctl *c, const char *dir)
+{
+	struct stat sb, want;
+	struct dirent *de;
+	int empty = 1;
+	DIR *d;
+
+	if (geteuid() != 0 || stat(c->cfg->store_path, &want) != 0 || want.st_uid == 0)
+		return 0;
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+		return sg_error_set(&c->err, 500, "%s: cannot create: %s", dir, strerror(errno));
+	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+		return sg_error_set(&c->err, 500, "%s: not a directory", dir);
+	/* A directory with files in it is not given away (the backup refuses it). */
+	if ((d = opendir(dir)) == NULL)
+		return sg_error_set(&c->err, 500, "%s: %s", dir, strerror(errno));
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			empty = 0;
+	closedir(d);
+	if (empty && (sb.st_uid != want.st_uid || sb.st_gid != want.st_gid) &&
+		chown(dir, want.st_uid, want.st_gid) != 0)
+		return sg_error_set(&c->err, 500, "%s: cannot give it to the store's owner: %s",
+			dir, strerror(errno));
 	return 0;
 }
 
@@ -763,13 +829,34 @@ cmd_store_backup(struct ctl *c)
 {
 	const char *dir = c->ops[0];
 
-	if (load_config(c) != 0 || open_store(c) != 0)
+	if (load_config(c) != 0 || backup_dir_for_owner(c, dir) != 0 || open_store(c) != 0)
 		return -1;
 	if (sg_store_backup(c->store, dir, &c->err) != 0)
 		return -1;
 	sg_log_event(SG_LOG_INFO, NULL, NULL, "store.backup", "copied %s to %s", c->cfg->store_path,
 		dir);
 	printf("backed up %s to %s\n", c->cfg->store_path, dir);
+	return 0;
+}
+
+/* store restore DIR [PATH]: without PATH, the configuration's store.path. */
+static int
+cmd_store_restore(struct ctl *c)
+{
+	const char *dir = c->ops[0], *path;
+
+	if (c->n_ops > 1) {
+		path = c->ops[1];
+	} else {
+		if (load_config(c) != 0)
+			return -1;
+		path = c->cfg->store_path;
+	}
+	/* sg_store_restore needs the store closed: this process must not open it. */
+	if (sg_store_restore(dir, path, &c->err) != 0)
+		return -1;
+	sg_log_event(SG_LOG_INFO, NULL, NULL, "store.restore", "restored %s from %s", path, dir);
+	printf("restored %s from %s\n", path, dir);
 	return 0;
 }
 
@@ -799,6 +886,7 @@ static const struct command commands[] = {
 	{"session", "purge", 0, 0, 0, cmd_session_purge},
 	{"store", "verify", 0, 1, 0, cmd_store_verify},
 	{"store", "backup", 1, 1, 0, cmd_store_backup},
+	{"store", "restore", 1, 2, 0, cmd_store_restore},
 	{"store", "checkpoint", 0, 0, 0, cmd_store_checkpoint},
 };
 

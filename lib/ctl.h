@@ -3,8 +3,8 @@
  *
  * Checks the configuration, makes password hashes for admin_users, adds,
  * lists and deletes users and roles with the same rules as the admin API,
- * purges expired sessions, and verifies, backs up and checkpoints the
- * store.  All of it lives here so that tests can reach it; the program
+ * purges expired sessions, and verifies, backs up, restores and
+ * checkpoints the store.  All of it lives here so that tests can reach it; the program
  * cgi-bin/syncgatectl.c only calls sg_ctl_main.
  */
 #ifndef SG_CTL_H

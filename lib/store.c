@@ -488,3 +488,14 @@ sg_store_verify(const char *path, struct sg_error *err)
 		sg_error_set(err, 500, "store %s: verification failed", path);
 	return rc == SG_STORE_OK ? 0 : -1;
 }
+
+int
+sg_store_restore(const char *backup, const char *path, struct sg_error *err)
+{
+	int rc;
+
+	rc = engines[0]->restore(backup, path, err);
+	if (rc != SG_STORE_OK && err != NULL && err->status == 0)
+		sg_error_set(err, 500, "store %s: restore failed", path);
+	return rc == SG_STORE_OK ? 0 : -1;
+}

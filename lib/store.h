@@ -163,4 +163,16 @@ int sg_store_backup(struct sg_store *st, const char *dir, struct sg_error *err);
  */
 int sg_store_verify(const char *path, struct sg_error *err);
 
+/*
+ * Replaces the store in directory path with the backup in directory
+ * backup (made by sg_store_backup, or a copy of it).  Like verification
+ * it refuses (409) a store that any process has open.  The backup is
+ * copied into a new directory beside path, recovered and verified there,
+ * given the owner and mode of the store directory, and then exchanged
+ * with it in one rename; the replaced contents are removed.  path need
+ * not exist.  The backup itself is only read.  Returns 0, or -1 with err
+ * set (the store is then untouched).
+ */
+int sg_store_restore(const char *backup, const char *path, struct sg_error *err);
+
 #endif

@@ -43,12 +43,21 @@
  * while it runs it holds BACKUP_LOCK, and every checkpoint (the only
  * thing that moves the point before which logs are removed) takes it
  * shared or is skipped.
+ *
+ * Restore.  A backup is copied into a new directory beside the store,
+ * recovered there by itself (catastrophic recovery over its logs, as
+ * after a backup), verified, given the store directory's owner and mode,
+ * and only then exchanged with the store directory in one rename, so the
+ * store path holds either the old store or the whole restored one, never
+ * a half-copied directory.  Like verification it needs a store nobody
+ * uses, and holds OPEN_LOCK exclusively while it works.
  */
 #include "autoconf.h"
 
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 
 #include <dirent.h>
@@ -1275,6 +1284,44 @@ out:
 }
 
 /*
+ * Checks the structure of every table file of path, whose environment
+ * nobody has open and whose pages are all in the files.  Returns
+ * SG_STORE_OK or SG_STORE_FAIL with err set.
+ */
+static int
+verify_tables(const char *path, struct sg_error *err)
+{
+	struct sg_buf file;
+	DB *db;
+	int rc = SG_STORE_FAIL, ret, t;
+
+	sg_buf_init(&file, 4096);
+	for (t = 0; t < SG_TABLE_COUNT; t++) {
+		if (path_join(&file, path, table_files[t]) != 0) {
+			sg_error_set(err, 500, "store %s: path too long", path);
+			goto out;
+		}
+		if ((ret = db_create(&db, NULL, 0)) != 0) {
+			rc = result(path, ret, table_files[t], err);
+			goto out;
+		}
+		db->set_errcall(db, on_error);
+		/* verify destroys the handle whatever it returns. */
+		if ((ret = db->verify(db, sg_buf_str(&file), NULL, NULL, 0)) != 0) {
+			sg_log(SG_LOG_ERR, "store %s: verify %s: %s", path, table_files[t],
+				db_strerror(ret));
+			sg_error_set(err, 500, "store %s: verify %s: %s", path, table_files[t],
+				db_strerror(ret));
+			goto out;
+		}
+	}
+	rc = SG_STORE_OK;
+out:
+	sg_buf_free(&file);
+	return rc;
+}
+
+/*
  * Checks the tables of a store that nobody uses.  It holds OPEN_LOCK
  * exclusively throughout, so it refuses a store in use and makes later
  * openers wait.  It first opens and closes the environment, which
@@ -1287,8 +1334,7 @@ bdb_verify(const char *path, struct sg_error *err)
 	struct sg_store_env *e;
 	struct sg_buf file;
 	struct stat sb;
-	DB *db;
-	int fd, rc, ret, t;
+	int fd, rc, t;
 
 	e = NULL;
 	fd = -1;
@@ -1322,29 +1368,318 @@ bdb_verify(const char *path, struct sg_error *err)
 		goto out;
 	bdb_close(e);
 	e = NULL;
-	rc = SG_STORE_FAIL;
-	for (t = 0; t < SG_TABLE_COUNT; t++) {
-		path_join(&file, path, table_files[t]);
-		if ((ret = db_create(&db, NULL, 0)) != 0) {
-			rc = result(path, ret, table_files[t], err);
-			goto out;
-		}
-		db->set_errcall(db, on_error);
-		/* verify destroys the handle whatever it returns. */
-		if ((ret = db->verify(db, sg_buf_str(&file), NULL, NULL, 0)) != 0) {
-			sg_log(SG_LOG_ERR, "store %s: verify %s: %s", path, table_files[t],
-				db_strerror(ret));
-			sg_error_set(err, 500, "store %s: verify %s: %s", path, table_files[t],
-				db_strerror(ret));
-			goto out;
-		}
-	}
-	rc = SG_STORE_OK;
+	rc = verify_tables(path, err);
 out:
 	bdb_close(e);
 	if (fd >= 0)
 		close(fd);
 	sg_buf_free(&file);
+	return rc;
+}
+
+/* Whether name is a file a restored store takes from a backup: a table or a log file. */
+static int
+restore_wanted(const char *name)
+{
+	int t;
+
+	if (strncmp(name, "log.", 4) == 0)
+		return 1;
+	for (t = 0; t < SG_TABLE_COUNT; t++)
+		if (strcmp(name, table_files[t]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Copies the regular file dir/name into todir (a new file, FILE_MODE). */
+static int
+copy_file(const char *dir, const char *todir, const char *name, struct sg_error *err)
+{
+	char buf[65536];
+	struct stat sb;
+	ssize_t n, w, off;
+	int in, out = -1, rc = -1;
+
+	if ((in = file_open(dir, name, O_RDONLY)) < 0) {
+		sys_fail(dir, name, err);
+		return -1;
+	}
+	if (fstat(in, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		sg_error_set(err, 400, "store %s: %s is not a regular file", dir, name);
+		goto out;
+	}
+	if ((out = file_open(todir, name, O_WRONLY | O_CREAT | O_EXCL)) < 0) {
+		sys_fail(todir, name, err);
+		goto out;
+	}
+	for (;;) {
+		n = read(in, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			sys_fail(dir, name, err);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		for (off = 0; off < n; off += w) {
+			w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				w = 0;
+			else if (w < 0) {
+				sys_fail(todir, name, err);
+				goto out;
+			}
+		}
+	}
+	rc = 0;
+out:
+	if (out >= 0 && close(out) != 0 && rc == 0)
+		rc = sys_fail(todir, name, err);
+	close(in);
+	return rc;
+}
+
+/*
+ * Copies the tables and log files of the store backup into todir;
+ * refuses a directory that lacks a table.
+ */
+static int
+restore_copy(const char *backup, const char *todir, struct sg_error *err)
+{
+	struct dirent *de;
+	struct sg_buf file;
+	struct stat sb;
+	DIR *d;
+	int t, rc = -1;
+
+	sg_buf_init(&file, 4096);
+	for (t = 0; t < SG_TABLE_COUNT; t++) {
+		if (path_join(&file, backup, table_files[t]) != 0 ||
+			stat(sg_buf_str(&file), &sb) != 0) {
+			sg_error_set(err, 400, "%s: not a store backup (no %s)", backup,
+				table_files[t]);
+			goto out;
+		}
+	}
+	if ((d = opendir(backup)) == NULL) {
+		sys_fail(backup, "restore", err);
+		goto out;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (restore_wanted(de->d_name) && copy_file(backup, todir, de->d_name, err) != 0) {
+			closedir(d);
+			goto out;
+		}
+	closedir(d);
+	rc = 0;
+out:
+	sg_buf_free(&file);
+	return rc;
+}
+
+/* Removes dir and the files in it (a store directory has no subdirectory). */
+static void
+remove_flat(const char *dir)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			unlinkat(fd, de->d_name, 0);
+	closedir(d);
+	rmdir(dir);
+}
+
+/* Gives dir and every file in it the owner of want, and dir its mode. */
+static int
+restore_owner(const char *dir, const struct stat *want, struct sg_error *err)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, rc = -1;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return sys_fail(dir, "restore", err);
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return sys_fail(dir, "restore", err);
+	}
+	if (want->st_uid != geteuid() || want->st_gid != getegid()) {
+		while ((de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			if (fchownat(fd, de->d_name, want->st_uid, want->st_gid,
+				    AT_SYMLINK_NOFOLLOW) != 0)
+				goto fail;
+		}
+		if (fchown(fd, want->st_uid, want->st_gid) != 0)
+			goto fail;
+	}
+	if (fchmod(fd, want->st_mode & 07777) != 0)
+		goto fail;
+	rc = 0;
+	goto out;
+fail:
+	sg_error_set(err, 500,
+		"store %s: cannot give the restored files the store's owner (%lu:%lu): %s "
+		"(run as root or as that user)",
+		dir, (unsigned long)want->st_uid, (unsigned long)want->st_gid, strerror(errno));
+out:
+	closedir(d);
+	return rc;
+}
+
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+/*
+ * Puts the directory from in place of the directory to, and to's old
+ * contents at from: one atomic exchange where the file system offers it,
+ * else two renames.
+ */
+static int
+exchange_dirs(const char *from, const char *to, struct sg_error *err)
+{
+	struct sg_buf aside;
+	int rc = -1;
+
+	if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return sys_fail(to, "restore rename", err);
+	sg_buf_init(&aside, 4096);
+	if (sg_buf_addf(&aside, "%s.old", from) != 0) {
+		sg_error_set(err, 500, "store %s: path too long", to);
+		goto out;
+	}
+	if (rename(to, sg_buf_str(&aside)) != 0) {
+		sys_fail(to, "restore rename", err);
+		goto out;
+	}
+	if (rename(from, to) != 0) {
+		sys_fail(to, "restore rename", err);
+		rename(sg_buf_str(&aside), to);
+		goto out;
+	}
+	if (rename(sg_buf_str(&aside), from) != 0) {
+		sys_fail(from, "restore rename", err);
+		goto out;
+	}
+	rc = 0;
+out:
+	sg_buf_free(&aside);
+	return rc;
+}
+
+/* Flushes the directory entry changes of the parent of path. */
+static void
+parent_sync(const char *path)
+{
+	struct sg_buf dir;
+	char *slash;
+	int fd;
+
+	sg_buf_init(&dir, 4096);
+	if (sg_buf_add(&dir, path, strlen(path)) == 0) {
+		slash = strrchr(dir.data, '/');
+		if (slash == dir.data)
+			slash[1] = '\0';
+		else if (slash != NULL)
+			*slash = '\0';
+		if ((fd = open(slash != NULL ? sg_buf_str(&dir) : ".",
+			     O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+			fsync(fd);
+			close(fd);
+		}
+	}
+	sg_buf_free(&dir);
+}
+
+/*
+ * Restores the store at path from the backup directory backup.  The
+ * current store, when there is one, must be unused; its contents are
+ * discarded once the restored store is in place.
+ */
+static int
+bdb_restore(const char *backup, const char *path, struct sg_error *err)
+{
+	struct sg_buf tmp;
+	struct stat sb, want;
+	int fd = -1, have_store, made = 0, rc = SG_STORE_FAIL;
+
+	sg_buf_init(&tmp, 4096);
+	if (stat(path, &sb) == 0) {
+		if (!S_ISDIR(sb.st_mode)) {
+			sg_error_set(err, 500, "store %s: not a directory", path);
+			goto out;
+		}
+		have_store = 1;
+		want = sb;
+		if ((fd = file_open(path, OPEN_LOCK, O_RDWR | O_CREAT)) < 0) {
+			sys_fail(path, OPEN_LOCK, err);
+			goto out;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+			if (errno == EWOULDBLOCK)
+				sg_error_set(err, 409,
+					"store %s: in use (stop every program using it first)",
+					path);
+			else
+				sys_fail(path, OPEN_LOCK, err);
+			goto out;
+		}
+	} else if (errno == ENOENT) {
+		have_store = 0;
+		memset(&want, 0, sizeof(want));
+		want.st_uid = geteuid();
+		want.st_gid = getegid();
+		want.st_mode = S_IFDIR | DIR_MODE;
+	} else {
+		sys_fail(path, "stat", err);
+		goto out;
+	}
+	/* Beside the store, so that the final rename stays on one file system. */
+	if (sg_buf_addf(&tmp, "%s.restore-XXXXXX", path) != 0) {
+		sg_error_set(err, 500, "store %s: path too long", path);
+		goto out;
+	}
+	if (mkdtemp(tmp.data) == NULL) {
+		sys_fail(path, "restore mkdtemp", err);
+		goto out;
+	}
+	made = 1;
+	if (restore_copy(backup, sg_buf_str(&tmp), err) != 0 ||
+		backup_recover(sg_buf_str(&tmp), err) != SG_STORE_OK ||
+		verify_tables(sg_buf_str(&tmp), err) != SG_STORE_OK ||
+		restore_owner(sg_buf_str(&tmp), &want, err) != 0 ||
+		dir_sync(sg_buf_str(&tmp), err) != 0)
+		goto out;
+	if (have_store) {
+		if (exchange_dirs(sg_buf_str(&tmp), path, err) != 0)
+			goto out;
+	} else if (rename(sg_buf_str(&tmp), path) != 0) {
+		sys_fail(path, "restore rename", err);
+		goto out;
+	}
+	parent_sync(path);
+	/* tmp now holds the replaced store (or nothing). */
+	rc = SG_STORE_OK;
+out:
+	if (made)
+		remove_flat(sg_buf_str(&tmp));
+	if (fd >= 0)
+		close(fd);
+	sg_buf_free(&tmp);
 	return rc;
 }
 
@@ -1363,4 +1698,5 @@ const struct sg_store_ops sg_store_bdb_ops = {
 	.checkpoint = bdb_checkpoint,
 	.backup = bdb_backup,
 	.verify = bdb_verify,
+	.restore = bdb_restore,
 };

@@ -87,6 +87,11 @@ struct sg_store_ops {
 	int (*backup)(struct sg_store_env *e, const char *dir, struct sg_error *err);
 	/* Structure check of the tables of the store at path (not open here). */
 	int (*verify)(const char *path, struct sg_error *err);
+	/*
+	 * Replaces the store at path (unused, or absent) with a recovered,
+	 * verified copy of the backup directory backup.
+	 */
+	int (*restore)(const char *backup, const char *path, struct sg_error *err);
 };
 
 /* Berkeley DB 5.3 (store_bdb.c). */

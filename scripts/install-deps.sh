@@ -9,7 +9,8 @@ PACKAGES="autoconf automake libtool pkg-config make gcc
 libfcgi-dev libcurl4-gnutls-dev libgnutls28-dev libjansson-dev
 libdb-dev db5.3-util libcrypt-dev
 lighttpd lighttpd-modules-lua lighttpd-mod-openssl apache2 spawn-fcgi openssl
-python3 curl wrk clang-format faketime chromium"
+python3 curl wrk clang-format faketime chromium
+man-db groff-base debhelper lintian rpm fakeroot dpkg-dev"
 
 missing=""
 for p in $PACKAGES; do

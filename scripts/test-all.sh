@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite from a fresh clone: installs what it needs, builds,
 # runs every test (unit, black-box through lighttpd), then `make
-# distcheck`, and ends with one line "N passed, N failed".
+# distcheck`, then builds and checks the .deb and the RPM, and ends with
+# one line "N passed, N failed".
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 build="${SG_BUILD_DIR:-$top/_build}"
@@ -35,6 +36,16 @@ if make -j2 distcheck >distcheck.out 2>&1; then
 else
 	grep -E '^(FAIL|ERROR)|rror' distcheck.out | tail -20
 	echo "not ok - make distcheck"
+	failed=$((failed + 1))
+fi
+# The .deb and the RPM, built from the tarball and checked (lintian, rpm
+# -qlp); nothing is installed.  They are left in packages/.
+if top_builddir=. sh "$top/tests/packaging/check-packages.sh" >packages.out 2>&1; then
+	echo "ok - packages"
+	passed=$((passed + 1))
+else
+	grep -E '^(not ok|Bail out)' packages.out
+	echo "not ok - packages (see $build/packages.out)"
 	failed=$((failed + 1))
 fi
 failed=$((failed + skipped))
