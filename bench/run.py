@@ -5,29 +5,37 @@ SPEC section 10, in one run and side by side: wrk on loopback with
 keep-alive against the same small static file served by lighttpd, first
 with no authorizer, then behind the do-nothing FastCGI authorizer
 (bench/noop-authorizer), then behind syncgate-session-check with a session
-cookie, with Basic and as GUEST.  Every authorizer row runs with the same
-number of FastCGI processes.  Each figure is printed beside its ratio to
-the do-nothing authorizer and to no authorizer from the same run, with the
-CPU time per request of the authorizer, of lighttpd and of everything, and
-the resident memory of every process is printed after the run.
+cookie, with a Bearer ID token (the same one on every request, so the
+process's cache of validated tokens answers), with Basic and as GUEST.
+Every authorizer row runs with the same number of FastCGI processes.
+Each figure is printed beside its ratio to the do-nothing authorizer and
+to no authorizer from the same run, with the CPU time per request of the
+authorizer, of lighttpd and of everything, and the resident memory of
+every process is printed after the run.  When bench/jose-bench is built,
+its signature verifications per second for fresh ID tokens (RS256,
+ES256) are printed beside the rows.
 
 This is not a test: a slow machine gets slow figures and the targets are
 marked met or missed, never failed.  The exit status is 1 only when the
 run itself is broken: a credential that should pass does not, a measured
-row saw non-2xx answers, wrk failed, or Basic ran bcrypt again after the
-cache had the password.
+row saw non-2xx answers, wrk failed, Basic ran bcrypt again after the
+cache had the password, a tampered Bearer token was not refused, or
+jose-bench refused one of its tokens.
 
 The lighttpd configurations come from the black-box harness
 (tests/blackbox/sgtest.py), so what is measured is what is tested.
 
 Environment: top_builddir (where the programs were built), as for the
-black-box tests; LIGHTTPD, NOOP_AUTHORIZER and WRK name other binaries.
+black-box tests; LIGHTTPD, NOOP_AUTHORIZER, JOSE_BENCH, WRK and OPENSSL
+name other binaries.
 
-Python 3 standard library and Debian's wrk.
+Python 3 standard library, Debian's wrk and the openssl command (the
+Bearer row's key and token).
 """
 
 import argparse
 import base64
+import json
 import os
 import platform
 import re
@@ -36,6 +44,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,6 +73,7 @@ ROWS = (
     ("static", "static file, no authorizer", "none", None),
     ("noop", "do-nothing FastCGI authorizer", "noop", None),
     ("session", "session-check, session cookie", "check", "session"),
+    ("bearer", "session-check, Bearer ID token (cached)", "check", "bearer"),
     ("basic", "session-check, Basic (cached)", "check", "basic"),
     ("guest", "session-check, GUEST", "check", "guest"),
 )
@@ -85,6 +95,13 @@ BENCH_CONFIG = {
     "logging": {"level": "info", "syslog": False},
     "databases": {DB: {"session_cookie_secure": False}},
 }
+# The Bearer row's issuer: a local_jwt entry with its key in the
+# configuration (no network).  username_claim "sub" and sub = USER make
+# the token name the same user as the other rows.
+JWT_ISSUER = "https://issuer.bench.invalid"
+JWT_CLIENT_ID = "syncgate-bench"
+JWT_KID = "bench-1"
+JWT_TTL = 86400
 BCRYPT_MARK = "password.bcrypt"
 # How long a process trusts a verified password (SG_PASSWORD_CACHE_SECONDS
 # in lib/password.h): a longer run may see one more bcrypt per process for
@@ -102,6 +119,13 @@ TARGET_RATIO = 0.85             # of the do-nothing authorizer's requests/s
 TARGET_RSS_KB = 10 * 1024       # per syncgate process
 
 WRK = os.environ.get("WRK") or shutil.which("wrk") or "/usr/bin/wrk"
+OPENSSL = os.environ.get("OPENSSL") or shutil.which("openssl") or "/usr/bin/openssl"
+
+
+def jose_bench():
+    """Path of bench/jose-bench (env JOSE_BENCH overrides)."""
+    return os.environ.get("JOSE_BENCH") or os.path.join(sgtest.builddir(), "bench",
+                                                        "jose-bench")
 
 
 class Broken(Exception):
@@ -217,13 +241,78 @@ def run_wrk(args, url, headers, seconds, stacks=(), measured=None):
 
 
 # --------------------------------------------------------------------------
+# The Bearer row's key and token
+
+
+def _b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _openssl(args, data=None):
+    proc = subprocess.run([OPENSSL] + args, input=data, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        raise Broken("openssl %s: %s" % (" ".join(args), proc.stderr.decode(errors="replace")))
+    return proc.stdout
+
+
+def make_bearer():
+    """An RSA 2048 key made by openssl, its public JWK and an RS256 ID token
+    for USER signed with it, valid for JWT_TTL seconds.  Returns (jwk, token);
+    the private key is removed."""
+    tmp = tempfile.mkdtemp(prefix="sgbench-")
+    try:
+        key = os.path.join(tmp, "key.pem")
+        _openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                  "-out", key])
+        text = _openssl(["rsa", "-in", key, "-noout", "-text"]).decode()
+        m = re.search(r"^publicExponent: (\d+)", text, re.M)
+        mod = re.search(r"^Modulus=([0-9A-Fa-f]+)$",
+                        _openssl(["rsa", "-in", key, "-noout", "-modulus"]).decode(), re.M)
+        if not m or not mod:
+            raise Broken("openssl printed no modulus or exponent for the Bearer key")
+        e, n = int(m.group(1)), mod.group(1)
+        jwk = {"kty": "RSA", "kid": JWT_KID, "use": "sig", "alg": "RS256",
+               "n": _b64url(bytes.fromhex(n if len(n) % 2 == 0 else "0" + n)),
+               "e": _b64url(e.to_bytes((e.bit_length() + 7) // 8, "big"))}
+        now = int(time.time())
+        header = {"alg": "RS256", "typ": "JWT", "kid": JWT_KID}
+        claims = {"iss": JWT_ISSUER, "aud": JWT_CLIENT_ID, "sub": USER, "iat": now,
+                  "exp": now + JWT_TTL, "jti": _b64url(os.urandom(12))}
+        signing_input = "%s.%s" % (_b64url(json.dumps(header, separators=(",", ":")).encode()),
+                                   _b64url(json.dumps(claims, separators=(",", ":")).encode()))
+        sig = _openssl(["dgst", "-sha256", "-sign", key], signing_input.encode())
+        return jwk, "%s.%s" % (signing_input, _b64url(sig))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def tampered(token):
+    """token with one character of its signature changed."""
+    head, _, sig = token.rpartition(".")
+    i = len(sig) // 2
+    return "%s.%s%s%s" % (head, sig[:i], "A" if sig[i] != "A" else "B", sig[i + 1:])
+
+
+def bench_config(jwk):
+    """BENCH_CONFIG with the Bearer row's issuer (when jwk is not None)."""
+    cfg = json.loads(json.dumps(BENCH_CONFIG))
+    if jwk is not None:
+        cfg["databases"][DB]["local_jwt"] = {"bench": {
+            "issuer": JWT_ISSUER, "client_id": JWT_CLIENT_ID, "algorithms": ["RS256"],
+            "keys": [jwk], "register": True, "username_claim": "sub"}}
+    return cfg
+
+
+# --------------------------------------------------------------------------
 # Stacks and credentials
 
 
-def start_stack(kind, layout, args):
-    """kind: "none", "noop" or "check"; layout: "front" or "proxied"."""
+def start_stack(kind, layout, args, jwk=None):
+    """kind: "none", "noop" or "check"; layout: "front" or "proxied"; jwk:
+    the Bearer row's public key, or None."""
     magnet = layout == "proxied" or args.magnet
-    common = dict(config=BENCH_CONFIG, max_procs=args.procs,
+    common = dict(config=bench_config(jwk), max_procs=args.procs,
                   static_backend="front" if layout == "front" else True)
     if kind == "none":
         st = sgtest.Stack(programs=NO_PROGRAMS, authorizer=None, magnet=False, **common)
@@ -300,12 +389,13 @@ def precheck(st, key, headers):
            % (key, r.body), st)
 
 
-def negative_control(st, key):
-    """Without the credential the same request must be refused, or the row
-    would measure a pass-through."""
-    r = st.request("GET", URL_PATH)
-    expect(r.status == 401, "%s: without credentials the request got %s, not 401"
-           % (key, r.status), st)
+def negative_control(st, key, headers=None):
+    """Without the credential (or with the one given) the same request must
+    be refused, or the row would measure a pass-through."""
+    r = st.request("GET", URL_PATH, headers=header_dict(headers or []))
+    expect(r.status == 401, "%s: %s the request got %s, not 401"
+           % (key, "with a tampered credential" if headers else "without credentials",
+              r.status), st)
 
 
 def responder_identity(st, headers, want_name):
@@ -396,22 +486,26 @@ def measure(args, st, key, headers, stacks, results):
     return res
 
 
-def run_layout(args, layout, keys):
+def run_layout(args, layout, keys, bearer):
     """Runs the chosen rows in one layout, all stacks up at once and the
-    rows in turn, args.repeat rounds.  Returns (results, memory rows,
-    bcrypt count or None)."""
+    rows in turn, args.repeat rounds; bearer is make_bearer()'s (jwk,
+    token).  Returns (results, memory rows, bcrypt count or None)."""
     results, mem, stacks = {}, [], {}
     bcrypt = {"n": 0, "requests": 0, "first": None, "last": None}
+    jwk, token = bearer
     try:
         for key, _label, stack, _cred in ROWS:
             if key in keys and stack not in stacks:
-                stacks[stack] = start_stack(stack, layout, args)
-        creds = {"session": [], "basic": [basic_header()], "guest": []}
+                stacks[stack] = start_stack(stack, layout, args, jwk)
+        creds = {"session": [], "basic": [basic_header()], "guest": [],
+                 "bearer": ["Authorization: Bearer " + token] if token else []}
         if "check" in stacks:
             st = stacks["check"]
             creds["session"] = [setup_user(st)]
             responder_identity(st, creds["session"], USER)
             responder_identity(st, creds["basic"], USER)
+            if token:
+                responder_identity(st, creds["bearer"], USER)
         guest_on = False
         for _round in range(args.repeat):
             for key, _label, stack, cred in ROWS:
@@ -421,6 +515,8 @@ def run_layout(args, layout, keys):
                 headers = creds.get(cred, [])
                 if stack == "check" and not guest_on:
                     negative_control(st, key)
+                if cred == "bearer":
+                    negative_control(st, key, ["Authorization: Bearer " + tampered(token)])
                 if cred == "guest" and not guest_on:
                     enable_guest(st)
                     guest_on = True
@@ -444,6 +540,20 @@ def run_layout(args, layout, keys):
 
 # --------------------------------------------------------------------------
 # Output
+
+
+def run_jose_bench(args):
+    """Runs bench/jose-bench with args.jose_tokens tokens per algorithm.
+    Returns its lines, or None when it is not built."""
+    prog = jose_bench()
+    if not sgtest.is_executable(prog):
+        return None
+    sys.stderr.write("bench: %s %d\n" % (prog, args.jose_tokens))
+    proc = subprocess.run([prog, str(args.jose_tokens)], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
+    if proc.returncode != 0:
+        raise Broken("%s exited with %d:\n%s" % (prog, proc.returncode, proc.stdout))
+    return proc.stdout.strip().splitlines()
 
 
 def machine():
@@ -550,6 +660,9 @@ def main():
                          "and mod_magnet, as deployed")
     ap.add_argument("--magnet", action="store_true",
                     help="run the mod_magnet header script in the main layout too")
+    ap.add_argument("--jose-tokens", type=int, default=2000,
+                    help="fresh ID tokens per algorithm for bench/jose-bench, 0 to skip it "
+                         "(2000)")
     ap.add_argument("--builddir", help="where the programs were built (else $top_builddir)")
     args = ap.parse_args()
 
@@ -561,21 +674,23 @@ def main():
         ap.error("--rows: unknown %s (choose from %s)"
                  % (",".join(unknown) or "(none)", ",".join(ROW_KEYS)))
     if min(args.duration, args.connections, args.threads, args.procs, args.repeat) < 1 or \
-            args.warmup < 0:
+            min(args.warmup, args.jose_tokens) < 0:
         ap.error("--duration, --connections, --threads, --procs and --repeat must be "
-                 "positive, --warmup at least 0")
+                 "positive, --warmup and --jose-tokens at least 0")
     args.wrk = WRK
     if not sgtest.is_executable(WRK):
         sys.exit("bench: wrk not found (apt-get install wrk, or set WRK)")
     if sgtest.lighttpd_binary() is None:
         sys.exit("bench: lighttpd not found (apt-get install lighttpd, or set LIGHTTPD)")
     need = [sgtest.noop_authorizer()] if "noop" in keys else []
-    if set(keys) & {"session", "basic", "guest"}:
+    if set(keys) & {"session", "bearer", "basic", "guest"}:
         need += [sgtest.program("syncgate-session-check"),
                  sgtest.program("syncgate-user-admin")]
     missing = [p for p in need if not sgtest.is_executable(p)]
     if missing:
         sys.exit("bench: not built: %s (set top_builddir)" % ", ".join(missing))
+    if "bearer" in keys and not sgtest.is_executable(OPENSSL):
+        sys.exit("bench: openssl not found (apt-get install openssl, or set OPENSSL)")
 
     print("syncgate benchmark (bench/run.py)")
     print()
@@ -598,10 +713,16 @@ def main():
                                    "request)."))
     status = 0
     main_results, main_mem = {}, []
+    try:
+        bearer = make_bearer() if "bearer" in keys else (None, None)
+    except Broken as e:
+        print()
+        print("BROKEN: %s" % e)
+        return 1
     for layout, title in layouts:
         sys.stderr.write("bench: %s layout\n" % layout)
         try:
-            results, mem, bcrypt = run_layout(args, layout, keys)
+            results, mem, bcrypt = run_layout(args, layout, keys, bearer)
         except Broken as e:
             print()
             print("BROKEN (%s layout): %s" % (layout, e))
@@ -620,6 +741,24 @@ def main():
         if layout == "front":
             main_results, main_mem = results, mem
         sys.stdout.flush()
+    if args.jose_tokens > 0:
+        try:
+            lines = run_jose_bench(args)
+        except (Broken, subprocess.TimeoutExpired) as e:
+            print()
+            print("BROKEN (jose-bench): %s" % e)
+            return 1
+        print()
+        if lines is None:
+            print("Signature verifications per second for fresh tokens: bench/jose-bench "
+                  "is not built.")
+        else:
+            print("Signature verifications per second for fresh tokens (bench/jose-bench, "
+                  "%d distinct ID tokens\nper algorithm, each validated once by "
+                  "sg_jose_validate; one process, one thread):" % args.jose_tokens)
+            print()
+            for line in lines:
+                print("    " + line)
     print_memory(main_mem)
     print_targets(main_results, main_mem)
     return status
