@@ -121,5 +121,27 @@ else
 	result 1 "the RPM was built"
 fi
 
+# ---- the version check itself ----
+# make dist (and so make distcheck) must stop when debian/changelog or the
+# spec disagree with configure.ac: tried on a copy with each one changed.
+mkdir -p "$tmp/ver" && tar -C "$tmp/ver" -xzf "$tarball"
+src="$tmp/ver/syncgate-$version"
+mkdir -p "$src/b" && (cd "$src/b" && ../configure -q) >"$tmp/ver.log" 2>&1
+sed -i "1s/($version)/(9.9.9)/" "$src/debian/changelog"
+(cd "$src/b" && make -s dist) >>"$tmp/ver.log" 2>&1
+rc=$?
+grep -q "debian/changelog has version '9.9.9', configure.ac $version" "$tmp/ver.log"
+said=$?
+[ $rc -ne 0 ] && [ $said -eq 0 ]
+result $? "make dist refuses a debian/changelog of another version"
+sed -i "1s/(9.9.9)/($version)/" "$src/debian/changelog"
+sed -i "s/^Version:.*/Version: 9.9.8/" "$src/b/syncgate.spec"
+(cd "$src/b" && make -s dist) >>"$tmp/ver.log" 2>&1
+rc=$?
+grep -q "syncgate.spec has version '9.9.8', configure.ac $version" "$tmp/ver.log"
+said=$?
+[ $rc -ne 0 ] && [ $said -eq 0 ]
+result $? "make dist refuses a spec of another version"
+
 echo "1..$n"
 exit $failed
