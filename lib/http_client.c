@@ -19,9 +19,11 @@
 #include <strings.h>
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 
 #include "encode.h"
 #include "http_client.h"
+#include "log.h"
 #include "secure.h"
 
 /*
@@ -63,6 +65,91 @@ sg_http_response_free(struct sg_http_response *resp)
 }
 
 /*
+ * libcurl is loaded when the first URL is checked or fetched, not at
+ * program start: most processes of a deployment never talk to a provider,
+ * and libcurl with what it pulls in (Kerberos, LDAP, SSH, another TLS
+ * library) would add some 3 MiB to the resident size of each.
+ */
+static struct {
+	int state; /* 0 not tried, 1 loaded, -1 failed */
+	CURLcode (*global_init)(long);
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+	CURLcode (*easy_perform)(CURL *);
+	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+	void (*easy_cleanup)(CURL *);
+	const char *(*easy_strerror)(CURLcode);
+	void (*free)(void *);
+	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+	void (*slist_free_all)(struct curl_slist *);
+	CURLU *(*url)(void);
+	void (*url_cleanup)(CURLU *);
+	CURLUcode (*url_get)(CURLU *, CURLUPart, char **, unsigned int);
+	CURLUcode (*url_set)(CURLU *, CURLUPart, const char *, unsigned int);
+} cu;
+
+/* curl_free and curl_url_cleanup for values that may be NULL, libcurl loaded or not. */
+static void
+cfree(void *p)
+{
+	if (p != NULL)
+		cu.free(p);
+}
+
+static void
+url_free(CURLU *u)
+{
+	if (u != NULL)
+		cu.url_cleanup(u);
+}
+
+/* Looks up name in handle into *fn; returns 0 or -1. */
+static int
+sym(void *handle, const char *name, void *fn)
+{
+	void *p = dlsym(handle, name);
+
+	memcpy(fn, &p, sizeof(p));
+	return p != NULL ? 0 : -1;
+}
+
+/* Loads and initializes libcurl once per process.  Returns 0 or -1. */
+static int
+curl_load(void)
+{
+	void *h;
+
+	if (cu.state != 0)
+		return cu.state > 0 ? 0 : -1;
+	cu.state = -1;
+	h = dlopen(SG_CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL) {
+		sg_log(SG_LOG_ERR, "cannot load %s: %s", SG_CURL_SONAME, dlerror());
+		return -1;
+	}
+	if (sym(h, "curl_global_init", &cu.global_init) != 0 ||
+		sym(h, "curl_easy_init", &cu.easy_init) != 0 ||
+		sym(h, "curl_easy_setopt", &cu.easy_setopt) != 0 ||
+		sym(h, "curl_easy_perform", &cu.easy_perform) != 0 ||
+		sym(h, "curl_easy_getinfo", &cu.easy_getinfo) != 0 ||
+		sym(h, "curl_easy_cleanup", &cu.easy_cleanup) != 0 ||
+		sym(h, "curl_easy_strerror", &cu.easy_strerror) != 0 ||
+		sym(h, "curl_free", &cu.free) != 0 ||
+		sym(h, "curl_slist_append", &cu.slist_append) != 0 ||
+		sym(h, "curl_slist_free_all", &cu.slist_free_all) != 0 ||
+		sym(h, "curl_url", &cu.url) != 0 ||
+		sym(h, "curl_url_cleanup", &cu.url_cleanup) != 0 ||
+		sym(h, "curl_url_get", &cu.url_get) != 0 ||
+		sym(h, "curl_url_set", &cu.url_set) != 0 ||
+		cu.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		sg_log(SG_LOG_ERR, "%s lacks what syncgate needs", SG_CURL_SONAME);
+		return -1;
+	}
+	cu.state = 1;
+	return 0;
+}
+
+/*
  * Returns 1 when host, as libcurl's URL API gives it back, is loopback:
  * localhost, an IPv4 address in 127.0.0.0/8 (libcurl has already turned
  * numeric forms such as 127.1 into dotted quads, which is also what it
@@ -93,9 +180,9 @@ static int
 has_part(CURLU *u, CURLUPart part)
 {
 	char *v = NULL;
-	CURLUcode rc = curl_url_get(u, part, &v, 0);
+	CURLUcode rc = cu.url_get(u, part, &v, 0);
 
-	curl_free(v);
+	cfree(v);
 	return rc == CURLUE_OK;
 }
 
@@ -131,12 +218,12 @@ url_parse(const char *url, CURLU **out, char **host, int *loopback)
 		return 0;
 	if (url[skip] == '\0' || url[skip] == '/' || url[skip] == '\\')
 		return 0;
-	if ((u = curl_url()) == NULL)
+	if (curl_load() != 0 || (u = cu.url()) == NULL)
 		return 0;
 	*out = u;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-		curl_url_get(u, CURLUPART_HOST, host, 0) != CURLUE_OK)
+	if (cu.url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+		cu.url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+		cu.url_get(u, CURLUPART_HOST, host, 0) != CURLUE_OK)
 		goto out;
 	if (**host == '\0' || has_part(u, CURLUPART_USER) || has_part(u, CURLUPART_PASSWORD) ||
 		has_part(u, CURLUPART_ZONEID))
@@ -146,7 +233,7 @@ url_parse(const char *url, CURLU **out, char **host, int *loopback)
 	if (https || (strcmp(scheme, "http") == 0 && *loopback))
 		allowed = 1;
 out:
-	curl_free(scheme);
+	cfree(scheme);
 	return allowed;
 }
 
@@ -158,23 +245,9 @@ sg_http_url_allowed(const char *url)
 	int loopback, allowed;
 
 	allowed = url_parse(url, &u, &host, &loopback);
-	curl_free(host);
-	curl_url_cleanup(u);
+	cfree(host);
+	url_free(u);
 	return allowed;
-}
-
-/* Initializes libcurl once per process, before the first request. */
-static int
-global_init(void)
-{
-	static int done;
-
-	if (!done) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return -1;
-		done = 1;
-	}
-	return 0;
 }
 
 /*
@@ -229,14 +302,15 @@ headers_free(struct curl_slist *list)
 
 	for (l = list; l != NULL; l = l->next)
 		sg_secure_wipe(l->data, strlen(l->data));
-	curl_slist_free_all(list);
+	if (list != NULL)
+		cu.slist_free_all(list);
 }
 
 /* Appends line to *list; returns 0 or -1 (the list is kept either way). */
 static int
 header_add(struct curl_slist **list, const char *line)
 {
-	struct curl_slist *l = curl_slist_append(*list, line);
+	struct curl_slist *l = cu.slist_append(*list, line);
 
 	if (l == NULL)
 		return -1;
@@ -301,7 +375,7 @@ request(const struct sg_http_opts *opts, const char *url, const char *form, cons
 		sg_error_set(err, 500, "no timeout set for requests to %s", where);
 		goto out;
 	}
-	if (global_init() != 0 || (h = curl_easy_init()) == NULL) {
+	if (curl_load() != 0 || (h = cu.easy_init()) == NULL) {
 		sg_error_set(err, 500, "cannot start libcurl for %s", where);
 		goto out;
 	}
@@ -330,41 +404,41 @@ request(const struct sg_http_opts *opts, const char *url, const char *form, cons
 	 * An empty proxy keeps loopback requests off any proxy named in the
 	 * environment; other hosts go through one as libcurl finds it.
 	 */
-	if (curl_easy_setopt(h, CURLOPT_CURLU, u) != CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_VERBOSE, 0L) != CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, opts->timeout_ms) != CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, opts->timeout_ms) != CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+	if (cu.easy_setopt(h, CURLOPT_CURLU, u) != CURLE_OK ||
+		cu.easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+		cu.easy_setopt(h, CURLOPT_VERBOSE, 0L) != CURLE_OK ||
+		cu.easy_setopt(h, CURLOPT_TIMEOUT_MS, opts->timeout_ms) != CURLE_OK ||
+		cu.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, opts->timeout_ms) != CURLE_OK ||
+		cu.easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+		cu.easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+		cu.easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+		cu.easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+		cu.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
 		(opts->ca_file != NULL &&
-			curl_easy_setopt(h, CURLOPT_CAINFO, opts->ca_file) != CURLE_OK) ||
-		(loopback && curl_easy_setopt(h, CURLOPT_PROXY, "") != CURLE_OK) ||
-		curl_easy_setopt(h, CURLOPT_USERAGENT, "syncgate/" PACKAGE_VERSION) != CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)SG_HTTP_BODY_MAX) !=
+			cu.easy_setopt(h, CURLOPT_CAINFO, opts->ca_file) != CURLE_OK) ||
+		(loopback && cu.easy_setopt(h, CURLOPT_PROXY, "") != CURLE_OK) ||
+		cu.easy_setopt(h, CURLOPT_USERAGENT, "syncgate/" PACKAGE_VERSION) != CURLE_OK ||
+		cu.easy_setopt(h, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
+		cu.easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)SG_HTTP_BODY_MAX) !=
 			CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink) != CURLE_OK) {
+		cu.easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK ||
+		cu.easy_setopt(h, CURLOPT_WRITEDATA, &sink) != CURLE_OK) {
 		sg_error_set(err, 500, "cannot set up the request to %s", where);
 		goto out;
 	}
 	if (form != NULL) {
-		if (curl_easy_setopt(h, CURLOPT_POSTFIELDS, form) != CURLE_OK ||
-			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-				(curl_off_t)strlen(form)) != CURLE_OK) {
+		if (cu.easy_setopt(h, CURLOPT_POSTFIELDS, form) != CURLE_OK ||
+			cu.easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(form)) !=
+				CURLE_OK) {
 			sg_error_set(err, 500, "cannot set up the request to %s", where);
 			goto out;
 		}
-	} else if (curl_easy_setopt(h, CURLOPT_HTTPGET, 1L) != CURLE_OK) {
+	} else if (cu.easy_setopt(h, CURLOPT_HTTPGET, 1L) != CURLE_OK) {
 		sg_error_set(err, 500, "cannot set up the request to %s", where);
 		goto out;
 	}
 
-	rc = curl_easy_perform(h);
+	rc = cu.easy_perform(h);
 	if (sink.toobig || rc == CURLE_FILESIZE_EXCEEDED) {
 		sg_error_set(err, 502, "response from %s over %d MiB", where,
 			SG_HTTP_BODY_MAX / (1024 * 1024));
@@ -373,10 +447,10 @@ request(const struct sg_http_opts *opts, const char *url, const char *form, cons
 	if (sink.nomem)
 		goto nomem;
 	if (rc != CURLE_OK) {
-		sg_error_set(err, 502, "cannot reach %s: %s", where, curl_easy_strerror(rc));
+		sg_error_set(err, 502, "cannot reach %s: %s", where, cu.easy_strerror(rc));
 		goto out;
 	}
-	if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status <= 0) {
+	if (cu.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status <= 0) {
 		sg_error_set(err, 502, "no HTTP status from %s", where);
 		goto out;
 	}
@@ -389,11 +463,11 @@ out:
 	if (ret != 0)
 		buf_wipe_free(&resp->body);
 	if (h != NULL)
-		curl_easy_cleanup(h);
+		cu.easy_cleanup(h);
 	headers_free(headers);
 	buf_wipe_free(&auth);
-	curl_free(host);
-	curl_url_cleanup(u);
+	cfree(host);
+	url_free(u);
 	return ret;
 }
 

@@ -206,6 +206,11 @@ with sgtest.Stack(CONFIG) as st:
               if any(a.endswith("syncgate-session-check") for a in p["cmdline"])]
     ok(checks, "a session-check process is running")
     if checks:
+        with open("/proc/%d/maps" % checks[0]["pid"]) as f:
+            maps = f.read()
+        ok("libcurl" not in maps,
+           "with no OpenID provider to fetch from, libcurl is not loaded (%d KiB resident)"
+           % checks[0]["rss_kb"])
         os.kill(checks[0]["pid"], signal.SIGTERM)
         deadline = time.time() + 10
         while time.time() < deadline and sgtest.alive(checks[0]["pid"]):
