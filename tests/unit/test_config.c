@@ -24,35 +24,12 @@
 #include "error.h"
 #include "log.h"
 #include "tap.h"
+#include "testutil.h"
 
 /* Largest data file the test reads (an expected error line). */
 #define FILE_MAX 4096
 
 static const char *srcdir;
-
-/* Reads a small file into out (cleared first).  Returns 0 or -1. */
-static int
-read_file(const char *path, struct sg_buf *out)
-{
-	char chunk[512];
-	size_t n;
-	FILE *fp;
-	int rc = 0;
-
-	sg_buf_reset(out);
-	fp = fopen(path, "r");
-	if (fp == NULL)
-		return -1;
-	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-		if (sg_buf_add(out, chunk, n) != 0) {
-			rc = -1;
-			break;
-		}
-	if (ferror(fp))
-		rc = -1;
-	fclose(fp);
-	return rc;
-}
 
 /* Writes s to path with the given mode (set explicitly, whatever the umask). */
 static int
@@ -81,7 +58,7 @@ expected_line(const char *errpath, const char *file, struct sg_buf *out)
 
 	sg_buf_init(&raw, FILE_MAX);
 	sg_buf_reset(out);
-	if (read_file(errpath, &raw) != 0)
+	if (test_read_file(errpath, &raw) != 0)
 		goto out;
 	while (raw.len > 0 && raw.data[raw.len - 1] == '\n')
 		raw.data[--raw.len] = '\0';

@@ -36,6 +36,7 @@
 #include "jose.h"
 #include "secure.h"
 #include "tap.h"
+#include "testutil.h"
 
 #define ISSUER "http://127.0.0.1:9/op"
 #define CLIENT_ID "syncgate-test"
@@ -472,30 +473,6 @@ run_case(const char *case_text, const struct sg_jose_keys *ks, const struct sg_j
 	return rc;
 }
 
-/* Reads a small file into out (cleared first).  Returns 0 or -1. */
-static int
-read_file(const char *path, struct sg_buf *out)
-{
-	char chunk[512];
-	size_t n;
-	FILE *fp;
-	int rc = 0;
-
-	sg_buf_reset(out);
-	fp = fopen(path, "r");
-	if (fp == NULL)
-		return -1;
-	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-		if (sg_buf_add(out, chunk, n) != 0) {
-			rc = -1;
-			break;
-		}
-	if (ferror(fp))
-		rc = -1;
-	fclose(fp);
-	return rc;
-}
-
 static int
 name_cmp(const void *a, const void *b)
 {
@@ -565,7 +542,7 @@ test_case_files(const char *srcdir)
 	for (i = 0; i < count; i++) {
 		sg_buf_reset(&path);
 		sg_buf_addf(&path, "%s/tests/data/tokens/%s", srcdir, names[i]);
-		cas = read_file(path.data, &text) == 0 ? json_loads(text.data, 0, NULL) : NULL;
+		cas = test_read_file(path.data, &text) == 0 ? json_loads(text.data, 0, NULL) : NULL;
 		if (!tap_ok(json_is_object(cas), names[i])) {
 			json_decref(cas);
 			continue;

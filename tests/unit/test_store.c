@@ -21,6 +21,7 @@
 #include "log.h"
 #include "store.h"
 #include "tap.h"
+#include "testutil.h"
 
 static char tmpdir[4096];
 static char storedir[4200];
@@ -112,29 +113,6 @@ count_files(const char *dir, const char *prefix)
 			n++;
 	closedir(d);
 	return n;
-}
-
-static void
-remove_tree(const char *dir)
-{
-	char path[8192];
-	struct dirent *de;
-	struct stat sb;
-	DIR *d;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-			remove_tree(path);
-		else
-			unlink(path);
-	}
-	closedir(d);
-	rmdir(dir);
 }
 
 static void
@@ -768,7 +746,7 @@ main(void)
 	tap_is_int(sg_store_open(storedir, &st, &err), 0, "open a new store");
 	if (st == NULL) {
 		printf("# %s\n", err.reason);
-		remove_tree(tmpdir);
+		test_remove_tree(tmpdir);
 		return tap_done();
 	}
 	tap_is_int(count_files(storedir, "sessions.db"), 1, "table files created");
@@ -783,6 +761,6 @@ main(void)
 	test_backup(st);
 	sg_store_close(st);
 	tap_is_int(verify_in_child(storedir), 0, "closed store verifies");
-	remove_tree(tmpdir);
+	test_remove_tree(tmpdir);
 	return tap_done();
 }

@@ -41,6 +41,7 @@
 #include "log.h"
 #include "store.h"
 #include "tap.h"
+#include "testutil.h"
 
 #define STRESS_PROCS 8
 #define COUNTERS 3
@@ -61,29 +62,6 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-remove_tree(const char *dir)
-{
-	char path[8192];
-	struct dirent *de;
-	struct stat sb;
-	DIR *d;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-			remove_tree(path);
-		else
-			unlink(path);
-	}
-	closedir(d);
-	rmdir(dir);
 }
 
 /* Writes one report line to the parent; lines are short, so writes are atomic. */
@@ -1037,7 +1015,7 @@ main(void)
 	test_failchk();
 	test_kill();
 	if (getenv("SG_KEEP_TMP") == NULL)
-		remove_tree(tmpdir);
+		test_remove_tree(tmpdir);
 	else
 		printf("# kept %s\n", tmpdir);
 	return tap_done();

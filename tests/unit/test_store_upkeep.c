@@ -48,6 +48,7 @@
 #include "session.h"
 #include "store.h"
 #include "tap.h"
+#include "testutil.h"
 
 #define PROCS 2
 #define SESSIONS_DEFAULT 200000L
@@ -60,29 +61,6 @@
 
 static char tmpdir[4096];
 static char storedir[4200];
-
-static void
-remove_tree(const char *dir)
-{
-	char path[8192];
-	struct dirent *de;
-	struct stat sb;
-	DIR *d;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-			remove_tree(path);
-		else
-			unlink(path);
-	}
-	closedir(d);
-	rmdir(dir);
-}
 
 /*
  * Adds up the apparent sizes of the files of dir (region files may be
@@ -293,7 +271,7 @@ main(void)
 	}
 	tap_ok(sg_store_verify(storedir, &err) == 0, "the store verifies");
 	if (tap_failed == 0)
-		remove_tree(tmpdir);
+		test_remove_tree(tmpdir);
 	else
 		printf("# store kept in %s\n", tmpdir);
 	return tap_done();
