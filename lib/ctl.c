@@ -535,22 +535,69 @@ out:
 	return rc;
 }
 
+/*
+ * What user add and role add share first: the configuration, the
+ * database, the name's rules, and a body {"name": <name>} with the
+ * --channel grants.  Returns 0; 1 with why set (the name or a grant is
+ * invalid); or -1 with c->err set.
+ */
+static int
+add_begin(struct ctl *c, const char *kind, const struct sg_db_config **db, json_t **body,
+	struct sg_error *why)
+{
+	const char *name = c->ops[1];
+
+	*body = NULL;
+	if (load_config(c) != 0 || (*db = find_db(c, c->ops[0])) == NULL)
+		return -1;
+	if (!sg_user_name_valid(name)) {
+		sg_error_set(why, 400, "Invalid %s name", kind);
+		return 1;
+	}
+	*body = json_pack("{s:s}", "name", name);
+	if (*body == NULL) {
+		sg_error_set(&c->err, 500, "out of memory");
+		return -1;
+	}
+	if ((c->given & OPT_CHANNEL) &&
+		set_names(*body, "admin_channels", c->channels, c->n_channels, why) != 0)
+		return 1;
+	return 0;
+}
+
+/* And last: writes the checked body (and password hash) unless the name exists. */
+static int
+add_commit(struct ctl *c, int role, const struct sg_db_config *db, const json_t *body,
+	const char *hash)
+{
+	struct write_op op;
+
+	if (open_store(c) != 0)
+		return -1;
+	op.role = role;
+	op.db = db;
+	op.name = c->ops[1];
+	op.body = body;
+	op.hash = hash;
+	return run_txn(c, SG_TXN_DURABLE, add_txn, &op, role ? "role" : "user", op.name);
+}
+
 /* user add DB NAME [--password-stdin] [--channel C]... [--role R]... [--email E] [--disabled] */
 static int
 cmd_user_add(struct ctl *c)
 {
 	const char *name = c->ops[1];
-	const struct sg_db_config *db;
+	const struct sg_db_config *db = NULL;
 	char pw[PASSWORD_MAX + 1], hash[SG_PASSWORD_HASH_MAX];
 	json_t *body = NULL, *password = NULL;
 	struct sg_error why;
-	struct write_op op;
 	int n, rc = -1;
 
 	pw[0] = '\0';
 	hash[0] = '\0';
 	sg_error_clear(&why);
-	if (load_config(c) != 0 || (db = find_db(c, c->ops[0])) == NULL)
+	n = add_begin(c, "user", &db, &body, &why);
+	if (n < 0)
 		goto out;
 	if (strcmp(name, SG_GUEST) == 0) {
 		sg_error_set(&c->err, 409,
@@ -559,17 +606,7 @@ cmd_user_add(struct ctl *c)
 			db->name);
 		goto out;
 	}
-	if (!sg_user_name_valid(name)) {
-		sg_error_set(&why, 400, "Invalid user name");
-		goto invalid;
-	}
-	body = json_pack("{s:s}", "name", name);
-	if (body == NULL) {
-		sg_error_set(&c->err, 500, "out of memory");
-		goto out;
-	}
-	if ((c->given & OPT_CHANNEL) &&
-		set_names(body, "admin_channels", c->channels, c->n_channels, &why) != 0)
+	if (n > 0)
 		goto invalid;
 	if ((c->given & OPT_ROLE) &&
 		set_names(body, "admin_roles", c->roles, c->n_roles, &why) != 0)
@@ -602,14 +639,7 @@ cmd_user_add(struct ctl *c)
 			goto out;
 		json_object_del(body, "password");
 	}
-	if (open_store(c) != 0)
-		goto out;
-	op.role = 0;
-	op.db = db;
-	op.name = name;
-	op.body = body;
-	op.hash = password != NULL ? hash : NULL;
-	if (run_txn(c, SG_TXN_DURABLE, add_txn, &op, "user", name) != 0)
+	if (add_commit(c, 0, db, body, password != NULL ? hash : NULL) != 0)
 		goto out;
 	sg_log_event(SG_LOG_INFO, db->name, name, "user.add", "created%s%s",
 		password != NULL ? " with a password" : "",
@@ -632,37 +662,18 @@ static int
 cmd_role_add(struct ctl *c)
 {
 	const char *name = c->ops[1];
-	const struct sg_db_config *db;
+	const struct sg_db_config *db = NULL;
 	json_t *body = NULL;
 	struct sg_error why;
-	struct write_op op;
-	int rc = -1;
+	int rc = -1, begun;
 
 	sg_error_clear(&why);
-	if (load_config(c) != 0 || (db = find_db(c, c->ops[0])) == NULL)
+	begun = add_begin(c, "role", &db, &body, &why);
+	if (begun < 0)
 		goto out;
-	if (!sg_user_name_valid(name)) {
-		sg_error_set(&why, 400, "Invalid role name");
+	if (begun > 0 || sg_role_check_doc(body, name, NULL, &why) != 0)
 		goto invalid;
-	}
-	body = json_pack("{s:s}", "name", name);
-	if (body == NULL) {
-		sg_error_set(&c->err, 500, "out of memory");
-		goto out;
-	}
-	if ((c->given & OPT_CHANNEL) &&
-		set_names(body, "admin_channels", c->channels, c->n_channels, &why) != 0)
-		goto invalid;
-	if (sg_role_check_doc(body, name, NULL, &why) != 0)
-		goto invalid;
-	if (open_store(c) != 0)
-		goto out;
-	op.role = 1;
-	op.db = db;
-	op.name = name;
-	op.body = body;
-	op.hash = NULL;
-	if (run_txn(c, SG_TXN_DURABLE, add_txn, &op, "role", name) != 0)
+	if (add_commit(c, 1, db, body, NULL) != 0)
 		goto out;
 	sg_log_event(SG_LOG_INFO, db->name, NULL, "role.add", "created role %s", name);
 	rc = 0;
