@@ -523,17 +523,7 @@ class Deployment:
         # The web server first (lighttpd stops its FastCGI children itself),
         # then the programs spawn-fcgi started.
         for _name, proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-                proc.kill()
-                proc.wait(timeout=5)
+            sgtest.terminate(proc, timeout=10)
         for pidfile in self._pidfiles:
             for line in (sgtest._read(pidfile, "r") or "").split():
                 if line.isdigit():

@@ -27,7 +27,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -458,19 +457,8 @@ class _Party:
 
     def _terminate(self):
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            # Still there, so its process group (its own session) is too.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            proc.wait(timeout=5)
+        if proc is not None:
+            sgtest.terminate(proc)
 
     def restart(self, **changes):
         """Stops the script and starts it again on the same port, with the
@@ -999,16 +987,7 @@ class Replication:
         try:
             proc = self.proc
             if proc is not None:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except OSError:
-                        pass
-                    proc.wait(timeout=5)
+                sgtest.terminate(proc)
                 self.returncode = proc.returncode
                 if self._reader is not None:
                     self._reader.join(timeout=5)

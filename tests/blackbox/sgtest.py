@@ -530,6 +530,20 @@ def _killpg(pgid, sig):
         pass
 
 
+def terminate(proc, timeout=5):
+    """Stops a child started with start_new_session=True: SIGTERM, then,
+    if it is still there after timeout seconds, SIGKILL to its process
+    group (its own session, so nothing else)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _killpg(proc.pid, signal.SIGKILL)
+        proc.kill()
+        proc.wait(timeout=5)
+
+
 # --------------------------------------------------------------------------
 # The lighttpd configuration
 
